@@ -1,0 +1,117 @@
+"""Command line: `python run_bench.py --suite NAME [options]`."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+from pathlib import Path
+
+from fitbench import representations
+from fitbench.datasets import IMAGE_SETS, DatasetError
+
+from .options import SuiteOptions
+from .presets import FITTING_PRESETS, UnknownPresetError
+from .suites import load_suites
+
+
+def build_parser(suites) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run_bench.py",
+        description="fitbench: fit, compress and generate with image representations; write lasting, comparable results.",
+        epilog="Examples:\n"
+        "  python run_bench.py --suite fitting --preset smoke --out /tmp/fb\n"
+        "  python run_bench.py --suite fitting --reps siren,fourier_features --images ffn-natural --data-root ../shared/data\n"
+        "  python run_bench.py --list\n"
+        "Rerunning a command skips the runs already in OUT/<suite>/runs.jsonl; --fresh starts over.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--suite", choices=list(suites), help="which suite to run: " +
+                        "; ".join(f"{s.name}: {s.help}" for s in suites.values()))
+    parser.add_argument("--list", action="store_true", help="list representations, image sets, presets and suites")
+    parser.add_argument("--preset", default="standard",
+                        help="problem size: " + "; ".join(f"{p.name}: {p.description}" for p in FITTING_PRESETS.values()))
+    parser.add_argument("--reps", help="comma-separated representations (default: all registered; see --list)")
+    parser.add_argument("--images", help=f"image set ({', '.join(IMAGE_SETS)}) or a folder of PNG/JPEG files "
+                        "(default: the preset's)")
+    parser.add_argument("--steps", type=int, help="optimisation steps per fit (default: the preset's)")
+    parser.add_argument("--seeds", type=int, help="seeds per (representation, image) (default: the preset's)")
+    parser.add_argument("--size", type=int, help="image side in pixels after centre crop and resize (default: the preset's)")
+    parser.add_argument("--max-images", type=int, help="use only the first N images of the set")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda[:N]")
+    parser.add_argument("--out", type=Path, default=Path("results"), help="output folder (default: results)")
+    parser.add_argument("--data-root", type=Path,
+                        help="where downloadable image sets live (default: $FITBENCH_DATA_ROOT or ~/.cache/fitbench/data)")
+    parser.add_argument("--fresh", action="store_true", help="start over: move the suite's previous records aside")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="REP.FIELD=VALUE",
+                        help="override a representation setting, e.g. --set siren.omega_0=20 (repeatable)")
+    for suite in suites.values():
+        if suite.add_arguments:
+            suite.add_arguments(parser.add_argument_group(f"{suite.name} suite"))
+    return parser
+
+
+def parse_settings(items: list[str]) -> dict[str, dict]:
+    settings: dict[str, dict] = {}
+    for item in items:
+        target, _, value = item.partition("=")
+        name, _, field = target.partition(".")
+        if not (name and field and value):
+            raise ValueError(f"--set {item!r}: expected REP.FIELD=VALUE, e.g. siren.omega_0=20")
+        representations.get_entry(name)
+        try:
+            parsed = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            parsed = value  # a bare word stays a string
+        settings.setdefault(name, {})[field] = parsed
+    return settings
+
+
+def positive(name: str, value: int | None) -> int | None:
+    if value is not None and value < 1:
+        raise ValueError(f"--{name} must be at least 1, got {value}")
+    return value
+
+
+def options_from(args: argparse.Namespace) -> SuiteOptions:
+    return SuiteOptions(
+        suite=args.suite, preset=args.preset,
+        representations=[r.strip() for r in args.reps.split(",") if r.strip()] if args.reps else None,
+        images=args.images, steps=positive("steps", args.steps), seeds=positive("seeds", args.seeds),
+        size=positive("size", args.size), max_images=positive("max-images", args.max_images), device=args.device,
+        out=args.out, data_root=args.data_root, fresh=args.fresh, settings=parse_settings(args.settings), args=args,
+    )
+
+
+def print_listing(suites) -> None:
+    print("representations:")
+    for name in representations.list_representations():
+        entry = representations.get_entry(name)
+        params = representations.count_parameters(representations.build(name, out_features=3))
+        print(f"  {name:18s} {params:>9,} params (defaults, RGB)  {entry.summary}")
+    print("image sets:\n  " + "\n  ".join(IMAGE_SETS) + "\n  PATH (a folder of PNG/JPEG files)")
+    print("presets:")
+    for preset in FITTING_PRESETS.values():
+        print(f"  {preset.name:10s} {preset.description}")
+    print("suites:")
+    for suite in suites.values():
+        print(f"  {suite.name:12s} {suite.help}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    suites = load_suites()
+    parser = build_parser(suites)
+    args = parser.parse_args(argv)
+    if args.list:
+        print_listing(suites)
+        return 0
+    if not args.suite:
+        parser.error("choose a suite with --suite (" + ", ".join(suites) + "), or --list")
+    try:
+        return suites[args.suite].run(options_from(args))
+    except (DatasetError, UnknownPresetError, representations.UnknownRepresentationError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished runs are saved; run the same command again to continue", file=sys.stderr)
+        return 130

@@ -1,0 +1,30 @@
+"""The typed options every suite receives from the command line."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class SuiteOptions:
+    suite: str
+    preset: str = "standard"
+    representations: list[str] | None = None  # None: every registered representation
+    images: str | None = None  # image set name or folder; None: the preset's
+    steps: int | None = None  # None: the preset's
+    seeds: int | None = None
+    size: int | None = None
+    max_images: int | None = None
+    device: str = "auto"
+    out: Path = Path("results")
+    data_root: Path | None = None
+    fresh: bool = False
+    wandb: bool = False
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # --set rep.field=value
+    args: argparse.Namespace = field(default_factory=argparse.Namespace)  # suite-specific flags
+
+    def suite_dir(self, name: str | None = None) -> Path:
+        return self.out / (name or self.suite)

@@ -1,0 +1,109 @@
+"""Fitting suite: every representation (and interpolation references) on an image set, one record per fit."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+from fitbench import representations
+from fitbench.datasets import ImageSample, load_images
+
+from ..engine import resolve_device
+from ..executor import execute_pending
+from ..figures import load_png, reconstruction_grid, save_png
+from ..interpolation import INTERPOLATIONS
+from ..options import SuiteOptions
+from ..presets import Preset, get_preset
+from ..protocol import PROTOCOLS
+from ..records import FitRecord, RecordLog, records_of
+from ..report import write_tables
+from ..runs import FitRun, execute_fit
+from . import register_suite
+
+
+def add_arguments(group) -> None:
+    group.add_argument("--protocol", choices=PROTOCOLS, default="alternate",
+                       help="fitting: alternate = train on y[::2, ::2], test on y[1::2, 1::2] (FFN); full = all pixels")
+
+
+def selected_representations(options: SuiteOptions) -> list[str]:
+    names = options.representations or representations.list_representations()
+    for name in names:
+        representations.get_entry(name)  # raises with the valid names
+    return names
+
+
+def load_preset_images(options: SuiteOptions, preset: Preset) -> tuple[str, list[ImageSample]]:
+    image_set = options.images or preset.image_set
+    images = load_images(image_set, options.size or preset.size, options.data_root,
+                         limit=options.max_images or preset.max_images)
+    for image in images:
+        for note in image.notes:
+            print(f"note: {image.source}: {note}", file=sys.stderr)
+    return image_set, images
+
+
+def plan_fits(options: SuiteOptions, preset: Preset, image_set: str, images: list[ImageSample], protocol: str,
+              with_references: bool = True) -> list[FitRun]:
+    """Every (image, representation, seed), plus the interpolation references under the alternate protocol."""
+    device = str(resolve_device(options.device))
+    steps = options.steps or preset.steps
+    runs = []
+    for image in images:
+        if with_references and protocol == "alternate":
+            runs += [FitRun(name, image, image_set, protocol, preset.name, 0, 0) for name in INTERPOLATIONS]
+        for name in selected_representations(options):
+            overrides = preset.overrides_for(name, representations.get_entry(name).config_cls)
+            overrides.update(options.settings.get(name, {}))
+            representations.make_config(name, **overrides)  # fail on a bad --set before any fit starts
+            for seed in range(options.seeds or preset.seeds):
+                runs.append(FitRun(name, image, image_set, protocol, preset.name, seed, steps,
+                                   tuple(sorted(overrides.items())), device))
+    return runs
+
+
+@register_suite("fitting", "fit each representation to each image (alternate-pixel protocol), score PSNR/SSIM",
+                add_arguments)
+def run_fitting(options: SuiteOptions) -> int:
+    preset = get_preset(options.preset)
+    image_set, images = load_preset_images(options, preset)
+    runs = plan_fits(options, preset, image_set, images, getattr(options.args, "protocol", "alternate"))
+    folder = options.suite_dir("fitting")
+    log = RecordLog(folder / "runs.jsonl")
+    if options.fresh and (moved := log.set_aside()):
+        print(f"--fresh: previous records moved to {moved}", file=sys.stderr)
+
+    def keep_reconstruction(run: FitRun, record: FitRecord, reconstruction) -> FitRecord:
+        if reconstruction is not None:
+            relative = Path("reconstructions") / run.image_set / run.image.name / f"{run.representation}-{run.key}.png"
+            save_png(reconstruction, folder / relative)
+            record = dataclasses.replace(record, reconstruction=str(relative))
+        return record
+
+    execute_pending(runs, log, execute_fit, keep_reconstruction)
+    records = log.read()
+    write_tables(records, folder)
+    current = records_of(records, {run.key for run in runs})
+    write_grids(current, images, folder)
+    print_leaderboard(current, folder)
+    return 0
+
+
+def write_grids(records: list[dict], images: list[ImageSample], folder: Path) -> None:
+    """One PNG per image: ground truth, each representation's first-seed reconstruction, and error maps."""
+    for image in images:
+        rows = [r for r in records if r["image"] == image.name and r.get("reconstruction") and r["seed"] == 0]
+        rows.sort(key=lambda r: (r["kind"] != "reference", -(r["psnr_test"] or 0)))
+        panels = [(f"{r['representation']}\n{r['psnr_test']:.2f} dB test", load_png(folder / r["reconstruction"]))
+                  for r in rows]
+        if panels:
+            title = f"{image.name} ({rows[0]['image_set']}, preset {rows[0]['preset']}, {rows[0]['protocol']})"
+            reconstruction_grid(image.pixels, panels, title, folder / "grids" / f"{rows[0]['image_set']}-{image.name}.png")
+
+
+def print_leaderboard(records: list[dict], folder: Path) -> None:
+    from ..report import leaderboard_markdown, summarize
+
+    print(leaderboard_markdown(summarize(records)))
+    print(f"results: {folder}/runs.jsonl, summary.csv, leaderboard.md, grids/")

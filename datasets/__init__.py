@@ -1,0 +1,63 @@
+"""Images to fit: named sets (builtin, FFN natural/text, Kodak) or a folder of PNG/JPEG files.
+
+Every image comes back centre-cropped to a square and downscaled to ``size`` x ``size``, as float32
+(H, W, C) in [0, 1] with C = 1 for grayscale and 3 for colour::
+
+    from fitbench.datasets import load_images
+    for sample in load_images("builtin", size=256, limit=1):
+        print(sample.name, sample.pixels.shape, sample.notes)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .builtin import load_builtin
+from .image_io import load_folder, load_image_file
+from .remote import load_ffn, load_kodak, resolve_data_root
+from .sample import DatasetError, ImageSample
+
+__all__ = ["IMAGE_SETS", "DatasetError", "ImageSample", "load_images", "resolve_data_root"]
+
+IMAGE_SETS: tuple[str, ...] = ("builtin", "ffn-natural", "ffn-text", "kodak")
+
+
+def load_images(
+    spec: str,
+    size: int,
+    data_root: str | os.PathLike | None = None,
+    limit: int | None = None,
+    allow_download: bool = True,
+) -> list[ImageSample]:
+    """Load the images named by ``spec`` at ``size`` x ``size``.
+
+    Args:
+        spec: a name from :data:`IMAGE_SETS`, or the path of a folder of PNG/JPEG files or of one image file.
+        size: side of the square output; images smaller than that raise :class:`DatasetError` (no upscaling).
+        data_root: where downloadable sets live; see :func:`resolve_data_root`.
+        limit: keep only the first ``limit`` images (in set order, or sorted by file name).
+        allow_download: fetch missing FFN/Kodak files from their public source.
+
+    Raises:
+        DatasetError: unknown spec, missing/corrupt/too small files, failed download or verification.
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise DatasetError(f"size must be a positive integer, got {size!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise DatasetError(f"limit must be a positive integer or None, got {limit!r}")
+    if spec == "builtin":
+        return load_builtin(size, limit)
+    if spec in ("ffn-natural", "ffn-text"):
+        return load_ffn(spec.removeprefix("ffn-"), size, data_root, limit, allow_download)
+    if spec == "kodak":
+        return load_kodak(size, data_root, limit, allow_download)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return load_folder(path, size, limit)
+    if path.is_file():
+        return [load_image_file(path, size)]
+    raise DatasetError(
+        f"unknown image set {spec!r}: use one of {', '.join(IMAGE_SETS)}, "
+        f"or the path of a folder of PNG/JPEG images (or of one image file)"
+    )

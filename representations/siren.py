@@ -1,0 +1,58 @@
+"""SIREN: sine activations with the paper's initialisation (Sitzmann et al. 2020)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .registry import RepresentationConfig, register
+
+
+@dataclass
+class SirenConfig(RepresentationConfig):
+    width: int = 256  # paper's image fit: 256
+    depth: int = 4  # sine layers: the first plus `hidden_layers=3` of the reference code
+    omega_0: float = 30.0  # in every sine layer
+    lr: float = 1e-4  # paper's image fit
+
+
+class SineLayer(nn.Linear):
+    """y = sin(omega_0 (W x + b)).
+
+    The first layer draws W ~ U(-1/fan_in, 1/fan_in) so that sin(omega_0 x) spans several periods over [-1, 1];
+    later layers draw W ~ U(-sqrt(6/fan_in)/omega_0, +...) so that omega_0 W x stays ~N(0, 1) at every depth.
+    """
+
+    def __init__(self, in_features: int, out_features: int, omega_0: float, first: bool):
+        super().__init__(in_features, out_features)
+        self.omega_0 = omega_0
+        bound = 1 / in_features if first else math.sqrt(6 / in_features) / omega_0
+        with torch.no_grad():
+            self.weight.uniform_(-bound, bound)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.sin(self.omega_0 * super().forward(x))
+
+
+class Siren(nn.Module):
+    def __init__(self, config: SirenConfig, out_features: int):
+        super().__init__()
+        layers = [SineLayer(2, config.width, config.omega_0, first=True)]
+        layers += [SineLayer(config.width, config.width, config.omega_0, first=False) for _ in range(config.depth - 1)]
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(config.width, out_features)  # linear output, initialised like a hidden sine layer
+        bound = math.sqrt(6 / config.width) / config.omega_0
+        with torch.no_grad():
+            self.head.weight.uniform_(-bound, bound)
+
+    def forward(self, coords: Tensor) -> Tensor:
+        return self.head(self.body(2 * coords - 1))  # SIREN works on [-1, 1]
+
+
+@register("siren", SirenConfig)
+def siren(config: SirenConfig, out_features: int):
+    """SIREN, omega_0 = 30, paper initialisation, linear output."""
+    return Siren(config, out_features)

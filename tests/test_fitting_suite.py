@@ -1,0 +1,111 @@
+"""The fitting suite end to end on the smoke preset: the results contract, determinism, resume, failures."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from fitbench import representations as R
+
+REPO = Path(__file__).resolve().parents[1]
+CONTRACT = {"representation", "image", "protocol", "preset", "seed", "steps", "params", "psnr_train", "psnr_test",
+            "psnr_full", "ssim_full", "seconds", "status"}
+
+
+def read_runs(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "fitting" / "runs.jsonl").read_text().splitlines()]
+
+
+def test_smoke_writes_the_contract_for_every_representation(run_cli, tmp_path):
+    code, stdout, _ = run_cli("--suite", "fitting", "--preset", "smoke", "--out", tmp_path)
+    assert code == 0
+    runs = read_runs(tmp_path)
+    assert all(CONTRACT <= set(r) for r in runs)
+    fitted = {r["representation"] for r in runs if r["kind"] == "representation"}
+    assert fitted == set(R.list_representations())
+    assert {r["representation"] for r in runs if r["kind"] == "reference"} == {"bilinear", "bicubic"}
+    assert all(r["status"] == "ok" for r in runs)
+    summary = pd.read_csv(tmp_path / "fitting" / "summary.csv")
+    assert {"psnr_test_mean", "psnr_test_std", "ssim_full_mean"} <= set(summary.columns)
+    assert set(summary["representation"]) == fitted | {"bilinear", "bicubic"}
+    leaderboard = (tmp_path / "fitting" / "leaderboard.md").read_text()
+    assert "| siren |" in leaderboard and "bicubic" in leaderboard
+    assert sorted(p.name for p in (tmp_path / "fitting" / "grids").glob("*.png")) == [
+        "builtin-astronaut.png", "builtin-camera.png"]
+    assert "leaderboard" in stdout.lower()
+
+
+def test_same_command_twice_gives_identical_metrics(run_cli, tmp_path):
+    args = ["--suite", "fitting", "--preset", "smoke", "--reps", "siren,fourier_features,rbf", "--max-images", "1"]
+    for name in ("a", "b"):
+        assert run_cli(*args, "--out", tmp_path / name)[0] == 0
+    strip = lambda rows: [{k: r[k] for k in ("key", "psnr_test", "psnr_full", "ssim_full", "curve")} for r in rows]
+    assert strip(read_runs(tmp_path / "a")) == strip(read_runs(tmp_path / "b"))
+
+
+def test_killed_suite_resumes_where_it_stopped(tmp_path):
+    command = [sys.executable, str(REPO / "run_bench.py"), "--suite", "fitting", "--preset", "smoke",
+               "--out", str(tmp_path), "--steps", "300"]
+    log = tmp_path / "fitting" / "runs.jsonl"
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 4):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = read_runs(tmp_path)
+    assert 4 <= len(before) < 16, "the kill should land part-way through the 16 runs"
+
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    assert f"resuming: {len(before)} of 16 runs already finished" in finished.stderr
+    after = read_runs(tmp_path)
+    assert len(after) == 16 and len({r["key"] for r in after}) == 16
+    assert after[: len(before)] == before  # finished runs are kept as they were, not redone
+
+
+def test_fresh_moves_old_results_aside(run_cli, tmp_path):
+    args = ["--suite", "fitting", "--preset", "smoke", "--reps", "relu_mlp", "--max-images", "1", "--out", tmp_path]
+    run_cli(*args)
+    code, _, err = run_cli(*args, "--fresh")
+    assert code == 0 and "moved to" in err
+    assert len(list((tmp_path / "fitting").glob("runs.jsonl.*.bak"))) == 1
+
+
+@pytest.fixture
+def broken_representations():
+    @R.register("_test_diverges", R.RepresentationConfig)
+    def diverges(config, out_features):
+        """Returns NaN."""
+        class NaNs(torch.nn.Linear):
+            def forward(self, x):
+                return super().forward(x) * float("nan")
+        return NaNs(2, out_features)
+
+    @R.register("_test_raises", R.RepresentationConfig)
+    def raises(config, out_features):
+        """Fails to build."""
+        raise RuntimeError("out of coffee")
+
+    yield
+    for name in ("_test_diverges", "_test_raises"):
+        R.registry._REGISTRY.pop(name)
+
+
+def test_diverged_and_failing_runs_are_recorded_and_the_suite_goes_on(run_cli, tmp_path, broken_representations):
+    code, _, err = run_cli("--suite", "fitting", "--preset", "smoke", "--max-images", "1",
+                           "--reps", "_test_diverges,_test_raises,relu_mlp", "--out", tmp_path)
+    assert code == 0
+    status = {r["representation"]: r for r in read_runs(tmp_path)}
+    assert status["_test_diverges"]["status"] == "diverged"
+    assert status["_test_raises"]["status"] == "error"
+    assert status["_test_raises"]["error"] == "RuntimeError: out of coffee"
+    assert status["relu_mlp"]["status"] == "ok"
+    assert "ERROR RuntimeError: out of coffee" in err
