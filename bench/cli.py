@@ -10,6 +10,7 @@ from pathlib import Path
 from fitbench import representations
 from fitbench.datasets import IMAGE_SETS, DatasetError
 
+from . import tracking
 from .options import SuiteOptions
 from .presets import FITTING_PRESETS, UnknownPresetError
 from .suites import load_suites
@@ -45,6 +46,11 @@ def build_parser(suites) -> argparse.ArgumentParser:
     parser.add_argument("--fresh", action="store_true", help="start over: move the suite's previous records aside")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="REP.FIELD=VALUE",
                         help="override a representation setting, e.g. --set siren.omega_0=20 (repeatable)")
+    parser.add_argument("--wandb", action="store_true",
+                        help="log runs, curves, figures and records to Weights & Biases (offline under OUT/wandb/ "
+                        "without an API key; WANDB_MODE=disabled turns it off); see docs/tracking.md")
+    parser.add_argument("--wandb-project", help="W&B project (default: $WANDB_PROJECT or fitbench)")
+    parser.add_argument("--wandb-entity", help="W&B entity, a user or team (default: $WANDB_ENTITY or your default)")
     for suite in suites.values():
         if suite.add_arguments:
             suite.add_arguments(parser.add_argument_group(f"{suite.name} suite"))
@@ -79,7 +85,8 @@ def options_from(args: argparse.Namespace) -> SuiteOptions:
         representations=[r.strip() for r in args.reps.split(",") if r.strip()] if args.reps else None,
         images=args.images, steps=positive("steps", args.steps), seeds=positive("seeds", args.seeds),
         size=positive("size", args.size), max_images=positive("max-images", args.max_images), device=args.device,
-        out=args.out, data_root=args.data_root, fresh=args.fresh, settings=parse_settings(args.settings), args=args,
+        out=args.out, data_root=args.data_root, fresh=args.fresh, wandb=args.wandb, wandb_project=args.wandb_project,
+        wandb_entity=args.wandb_entity, settings=parse_settings(args.settings), args=args,
     )
 
 
@@ -98,6 +105,19 @@ def print_listing(suites) -> None:
         print(f"  {suite.name:12s} {suite.help}")
 
 
+def run_tracked(suite, options: SuiteOptions) -> int:
+    """Run a suite with the invocation's tracker active, then log the suite folder's figures and records."""
+    tracker = tracking.make_tracker(options.wandb, suite.name, options.out, options.wandb_project,
+                                    options.wandb_entity)
+    exit_code = 1  # what the tracker reports if the suite raises
+    try:
+        with tracking.activate(tracker):
+            exit_code = suite.run(options)
+        return exit_code
+    finally:
+        tracker.finish_suite(options.suite_dir(), exit_code)
+
+
 def main(argv: list[str] | None = None) -> int:
     suites = load_suites()
     parser = build_parser(suites)
@@ -108,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.suite:
         parser.error("choose a suite with --suite (" + ", ".join(suites) + "), or --list")
     try:
-        return suites[args.suite].run(options_from(args))
+        options = options_from(args)
+        return run_tracked(suites[args.suite], options)
     except (DatasetError, UnknownPresetError, representations.UnknownRepresentationError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -22,7 +22,9 @@ class SuiteOptions:
     out: Path = Path("results")
     data_root: Path | None = None
     fresh: bool = False
-    wandb: bool = False
+    wandb: bool = False  # --wandb: report runs to Weights & Biases (see bench/tracking.py)
+    wandb_project: str | None = None  # None: $WANDB_PROJECT or "fitbench"
+    wandb_entity: str | None = None  # None: $WANDB_ENTITY or the account's default
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # --set rep.field=value
     args: argparse.Namespace = field(default_factory=argparse.Namespace)  # suite-specific flags
 

@@ -40,6 +40,12 @@ class FitRecord:
     psnr_full: float | None = None
     ssim_full: float | None = None
     seconds: float = 0.0
+    step_seconds: float = 0.0  # mean steady training step (the first step, with any compilation, excluded)
+    warmup_seconds: float = 0.0  # the first step: compilation, graph capture, first-touch allocation
+    gflops: float = 0.0  # achieved matmul GFLOP/s over the steady steps (bench/flops.py)
+    peak_fraction: float = 0.0  # gflops / the matmul peak measured in the same process at this precision
+    precision: str = "fp32"
+    batch: int = 1  # models fitted together in one batched computation (bench/batched.py)
     error: str | None = None
     device: str = "cpu"
     reconstruction: str | None = None  # PNG path relative to the suite folder

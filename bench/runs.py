@@ -5,15 +5,17 @@ from __future__ import annotations
 import dataclasses
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
+from .batched import can_batch, fit_batch
 from .engine import FitConfig, FitOutcome, fit_image
+from .hardware import matmul_peak
 from .interpolation import INTERPOLATIONS, interpolate
 from .protocol import make_split
-from .records import FitRecord, run_key
+from .records import FitRecord, RecordLog, run_key
 from .scoring import score
 from fitbench import representations
 from fitbench.datasets import ImageSample
@@ -32,6 +34,8 @@ class FitRun:
     steps: int
     overrides: tuple[tuple[str, Any], ...] = ()  # config overrides, as sorted pairs so the run stays hashable
     device: str = "cpu"
+    precision: str = "fp32"  # engine fast paths (FitConfig); precision changes results, so it is in the key
+    compile: bool = False
 
     @property
     def is_reference(self) -> bool:
@@ -54,20 +58,41 @@ class FitRun:
             representation=self.representation, image=self.image.name, image_set=self.image_set,
             protocol=self.protocol, preset=self.preset, seed=self.seed, size=self.size,
             steps=0 if self.is_reference else self.steps, config=self.config,
+            **({} if self.precision == "fp32" else {"precision": self.precision}),  # fp32 keys stay as they were
         )
 
     @property
     def label(self) -> str:
         return f"{self.representation} on {self.image.name} (seed {self.seed})"
 
+    @property
+    def batch_group(self) -> tuple | None:
+        """Runs with equal groups can be fitted as one batch: only the image and the seed may differ."""
+        if self.is_reference or not can_batch(self.representation):
+            return None
+        return (self.representation, self.image_set, self.protocol, self.preset, self.steps, self.overrides,
+                self.device, self.precision, self.compile, self.image.pixels.shape)
 
-def execute_fit(run: FitRun, on_step: Callable[[int, float], None] | None = None) -> tuple[FitRecord, np.ndarray | None]:
-    """Fit (or interpolate) and score; an exception becomes a record with status "error", never a crash."""
+    def fit_config(self, lr: float) -> FitConfig:
+        return FitConfig(steps=self.steps, lr=lr, device=self.device, precision=self.precision, compile=self.compile)
+
+    def build(self) -> torch.nn.Module:
+        torch.manual_seed(self.seed)
+        return representations.build(self.representation, out_features=self.image.pixels.shape[2], **self.config)
+
+
+def execute_fit(run: FitRun, on_step: Callable[[int, float], None] | None = None,
+                fit: Callable[[FitRun, torch.nn.Module, Callable], FitOutcome] | None = None,
+                ) -> tuple[FitRecord, np.ndarray | None]:
+    """Fit (or interpolate) and score; an exception becomes a record with status "error", never a crash.
+
+    `fit(run, model, on_step)` replaces the single fit (BatchedFits hands out outcomes of a batch this way).
+    """
     record = FitRecord(
         representation=run.representation, kind="reference" if run.is_reference else "representation",
         image=run.image.name, image_set=run.image_set, protocol=run.protocol, preset=run.preset, seed=run.seed,
         steps=0 if run.is_reference else run.steps, size=run.size, params=0, lr=None, config={}, status="error",
-        device=run.device, key=run.key,
+        device=run.device, key=run.key, precision=run.precision,
     )
     pixels = run.image.pixels
     split = make_split(run.protocol, *pixels.shape[:2])
@@ -76,14 +101,17 @@ def execute_fit(run: FitRun, on_step: Callable[[int, float], None] | None = None
             reconstruction, outcome = interpolate(pixels, split, run.representation), None
         else:
             config = run.config
-            torch.manual_seed(run.seed)
-            model = representations.build(run.representation, out_features=pixels.shape[2], **config)
+            model = run.build()
             record.params, record.lr, record.config = representations.count_parameters(model), config["lr"], config
-            outcome: FitOutcome = fit_image(
-                model, pixels, split, FitConfig(steps=run.steps, lr=config["lr"], device=run.device), on_step
-            )
+            if fit is None:
+                outcome = fit_image(model, pixels, split, run.fit_config(config["lr"]), on_step)
+            else:
+                outcome = fit(run, model, on_step)
             reconstruction = outcome.reconstruction
             record.seconds, record.curve, record.steps = outcome.seconds, outcome.curve, outcome.steps_done
+            record.step_seconds, record.warmup_seconds = outcome.step_seconds, outcome.warmup_seconds
+            record.gflops, record.batch = outcome.gflops, outcome.batch
+            record.peak_fraction = outcome.gflops / matmul_peak(run.device, run.precision).gflops
         scores = score(pixels, reconstruction, split)
         record.psnr_train, record.psnr_test = scores.psnr_train, scores.psnr_test
         record.psnr_full, record.ssim_full = scores.psnr_full, scores.ssim_full
@@ -93,3 +121,34 @@ def execute_fit(run: FitRun, on_step: Callable[[int, float], None] | None = None
         record.error = f"{type(error).__name__}: {error}"
         record.curve = {"traceback": traceback.format_exc(limit=3).splitlines()[-3:]}
         return record, None
+
+
+class BatchedFits:
+    """An `execute` for `execute_pending` that fits each run's whole batch group at its first run.
+
+    `execute_pending` still sees one run at a time and appends one record per run, so resume works as before:
+    the group of a run is formed from the runs not yet finished in the log, fitted together (bench/batched.py),
+    and the outcomes of the other members wait here until the executor reaches them.
+    """
+
+    def __init__(self, runs: Sequence[FitRun], log: RecordLog, max_batch: int = 32):
+        self.runs, self.log, self.max_batch = list(runs), log, max_batch
+        self.waiting: dict[str, FitOutcome] = {}
+
+    def __call__(self, run: FitRun, on_step: Callable[[int, float], None]) -> tuple[FitRecord, np.ndarray | None]:
+        group = run.batch_group
+        if group is None:
+            return execute_fit(run, on_step)
+        return execute_fit(run, on_step, fit=self._outcome)
+
+    def _outcome(self, run: FitRun, model: torch.nn.Module, on_step: Callable) -> FitOutcome:
+        if run.key not in self.waiting:
+            done = self.log.finished_keys()
+            members = [r for r in self.runs if r.batch_group == run.batch_group and r.key not in done
+                       and r.key != run.key][: self.max_batch - 1]
+            models = [model] + [r.build() for r in members]
+            images = [run.image.pixels] + [r.image.pixels for r in members]
+            split = make_split(run.protocol, *run.image.pixels.shape[:2])
+            outcomes = fit_batch(models, images, split, run.fit_config(run.config["lr"]), on_step)
+            self.waiting.update({r.key: o for r, o in zip([run, *members], outcomes)})
+        return self.waiting.pop(run.key)

@@ -9,7 +9,7 @@ from pathlib import Path
 from fitbench import representations
 from fitbench.datasets import ImageSample, load_images
 
-from ..engine import resolve_device
+from ..engine import PRECISIONS, resolve_device
 from ..executor import execute_pending
 from ..figures import load_png, reconstruction_grid, save_png
 from ..interpolation import INTERPOLATIONS
@@ -18,13 +18,19 @@ from ..presets import Preset, get_preset
 from ..protocol import PROTOCOLS
 from ..records import FitRecord, RecordLog, records_of
 from ..report import write_tables
-from ..runs import FitRun, execute_fit
+from ..runs import BatchedFits, FitRun, execute_fit
 from . import register_suite
 
 
 def add_arguments(group) -> None:
     group.add_argument("--protocol", choices=PROTOCOLS, default="alternate",
                        help="fitting: alternate = train on y[::2, ::2], test on y[1::2, 1::2] (FFN); full = all pixels")
+    group.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                       help="fitting: bf16 runs the wide matmuls in bf16 (see docs/speed.md for its measured cost)")
+    group.add_argument("--compile", action="store_true",
+                       help="fitting: torch.compile each fit's step (pays off on long fits; compile time is recorded)")
+    group.add_argument("--no-batch", action="store_true",
+                       help="fitting: fit images and seeds one by one instead of as one batched computation")
 
 
 def selected_representations(options: SuiteOptions) -> list[str]:
@@ -49,17 +55,18 @@ def plan_fits(options: SuiteOptions, preset: Preset, image_set: str, images: lis
     """Every (image, representation, seed), plus the interpolation references under the alternate protocol."""
     device = str(resolve_device(options.device))
     steps = options.steps or preset.steps
+    precision, compile = getattr(options.args, "precision", "fp32"), getattr(options.args, "compile", False)
     runs = []
     for image in images:
         if with_references and protocol == "alternate":
             runs += [FitRun(name, image, image_set, protocol, preset.name, 0, 0) for name in INTERPOLATIONS]
         for name in selected_representations(options):
-            overrides = preset.overrides_for(name, representations.get_entry(name).config_cls)
+            overrides = preset.overrides_for(name)
             overrides.update(options.settings.get(name, {}))
             representations.make_config(name, **overrides)  # fail on a bad --set before any fit starts
             for seed in range(options.seeds or preset.seeds):
                 runs.append(FitRun(name, image, image_set, protocol, preset.name, seed, steps,
-                                   tuple(sorted(overrides.items())), device))
+                                   tuple(sorted(overrides.items())), device, precision, compile))
     return runs
 
 
@@ -81,7 +88,8 @@ def run_fitting(options: SuiteOptions) -> int:
             record = dataclasses.replace(record, reconstruction=str(relative))
         return record
 
-    execute_pending(runs, log, execute_fit, keep_reconstruction)
+    execute = execute_fit if getattr(options.args, "no_batch", False) else BatchedFits(runs, log)
+    execute_pending(runs, log, execute, keep_reconstruction)
     records = log.read()
     write_tables(records, folder)
     current = records_of(records, {run.key for run in runs})

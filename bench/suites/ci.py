@@ -1,0 +1,276 @@
+"""CI regression suite: a small deterministic configuration checked against thresholds kept in the repository.
+
+`python run_bench.py --suite ci` fits every registered representation (and the interpolation references) on the
+built-in images at the fixed `ci` preset, compares each measured value with its threshold in
+`results/reference/ci_thresholds.json`, prints the table and exits 1 naming every regression.
+`--update-thresholds` rewrites the file from the run: threshold = measured - margin (or + margin for a maximum).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import torch
+
+import fitbench
+from fitbench import datasets, representations
+
+from ..executor import execute_pending
+from ..interpolation import INTERPOLATIONS
+from ..options import SuiteOptions
+from ..presets import Preset
+from ..records import FitRecord, RecordLog, records_of, run_key
+from ..runs import FitRun, execute_fit
+from . import register_suite
+from .fitting import load_preset_images, plan_fits
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+DEFAULT_THRESHOLDS = REPOSITORY / "results" / "reference" / "ci_thresholds.json"
+
+# Tiny networks at 64^2 for 300 steps: about 1 s a fit on one core. The settings are the check's own (not
+# borrowed from the smoke preset) so that editing another preset never invalidates the thresholds. A few
+# defaults are retuned for the 32^2 training grid (frequencies below its Nyquist limit, a learning rate that
+# converges in 300 steps) so each threshold guards a real fit; a representation not named here runs with its
+# own defaults.
+CI_PRESET = Preset("ci", "the CI regression check's fixed configuration", size=64, steps=300, seeds=1,
+                   image_set="builtin", max_images=2, overrides={
+                       "relu_mlp": {"width": 32, "depth": 2},
+                       "positional": {"width": 32, "depth": 2, "num_frequencies": 16, "max_log2": 4.0},
+                       "fourier_features": {"width": 32, "depth": 2, "num_features": 16, "sigma": 3.0},
+                       "siren": {"width": 32, "depth": 2, "lr": 1e-3},
+                       "rbf": {"grid": 12},
+                       "fnet": {"width": 4, "depth": 3},
+                   })
+PROTOCOL = "alternate"
+
+
+@dataclass(frozen=True)
+class Check:
+    """A metric the regression check guards, and how far below (min) or above (max) the measurement it sits."""
+
+    suite: str
+    metric: str
+    bound: str  # "min": measured must be >= threshold; "max": measured must be <= threshold
+    margin: float  # threshold = measured -/+ margin when the file is written
+
+    def threshold_for(self, measured: float) -> float:
+        return round(measured - self.margin if self.bound == "min" else measured + self.margin, 2)
+
+
+# Compression (min ΔPSNR vs JPEG, max bpp) joins here once fitbench.compression has records to read.
+CHECKS = [Check("fitting", "psnr_test", "min", margin=0.5)]
+
+
+@dataclass(frozen=True)
+class Threshold:
+    suite: str
+    representation: str
+    image: str
+    metric: str
+    bound: str
+    threshold: float
+    measured: float  # the value the threshold was derived from
+    margin: float
+
+    @property
+    def name(self) -> str:
+        return f"{self.suite}/{self.representation}/{self.image}/{self.metric}"
+
+    def passes(self, value: float | None) -> bool:
+        if value is None:
+            return False
+        return value >= self.threshold if self.bound == "min" else value <= self.threshold
+
+
+@dataclass
+class ThresholdFile:
+    configuration: dict
+    thresholds: list[Threshold]
+
+    @classmethod
+    def load(cls, path: Path) -> "ThresholdFile":
+        if not path.is_file():
+            raise ValueError(f"thresholds file {path} does not exist; create it with "
+                             f"`python run_bench.py --suite ci --update-thresholds --thresholds {path}`")
+        try:
+            data = json.loads(path.read_text())
+            return cls(data["configuration"], [Threshold(**entry) for entry in data["thresholds"]])
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise ValueError(f"thresholds file {path} is not valid ({type(error).__name__}: {error}); "
+                             "rewrite it with `python run_bench.py --suite ci --update-thresholds`") from None
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        entries = sorted(self.thresholds, key=lambda t: t.name)
+        data = {"about": "minimum (or maximum) values for `python run_bench.py --suite ci`; threshold = measured "
+                         "-/+ margin; rewrite with --update-thresholds",
+                "configuration": self.configuration, "thresholds": [dataclasses.asdict(t) for t in entries]}
+        path.write_text(json.dumps(data, indent=1) + "\n")
+
+
+@dataclass(frozen=True)
+class CiRun:
+    """A fit whose key also names the code and torch version, so a resumed check never reuses stale results."""
+
+    fit: FitRun
+    code: str
+
+    @property
+    def key(self) -> str:
+        return run_key(fit=self.fit.key, code=self.code)
+
+    @property
+    def label(self) -> str:
+        return self.fit.label
+
+    @property
+    def steps(self) -> int:
+        return self.fit.steps
+
+
+def add_arguments(group) -> None:
+    group.add_argument("--thresholds", type=Path, default=DEFAULT_THRESHOLDS,
+                       help="ci: the thresholds file (default: results/reference/ci_thresholds.json)")
+    group.add_argument("--update-thresholds", action="store_true",
+                       help="ci: rewrite the thresholds file from this run (measured minus the margin)")
+
+
+def configuration() -> dict:
+    """What the thresholds were measured with; a file measured another way must be rewritten, not compared."""
+    return {"preset": dataclasses.asdict(CI_PRESET), "protocol": PROTOCOL, "threads": 1}
+
+
+def code_fingerprint() -> str:
+    """A hash of the installed fitbench sources and the torch version."""
+    digest = hashlib.sha1(torch.__version__.encode())
+    roots = [Path(module.__file__).parent for module in (fitbench, representations, datasets)]
+    for path in sorted(p for root in roots for p in root.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    # One thread: the same float reductions on every machine (and these tiny fits gain nothing from more).
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def execute_ci_run(run: CiRun, on_step: Callable[[int, float], None]) -> tuple[FitRecord, object]:
+    record, reconstruction = execute_fit(run.fit, on_step)
+    return dataclasses.replace(record, key=run.key), reconstruction
+
+
+def measure(records: list[dict]) -> dict[tuple[str, str, str, str], float | None]:
+    """(suite, representation, image, metric) -> measured value (None for a failed run)."""
+    values = {}
+    for check in CHECKS:
+        for record in records:
+            value = record.get(check.metric) if record.get("status") == "ok" else None
+            values[(check.suite, record["representation"], record["image"], check.metric)] = value
+    return values
+
+
+def updated_thresholds(old: list[Threshold], measured: dict) -> list[Threshold]:
+    """The measured entries rewritten, the others (not part of this run) kept."""
+    checks = {(c.suite, c.metric): c for c in CHECKS}
+    fresh = {}
+    for (suite, representation, image, metric), value in measured.items():
+        if value is None:
+            raise ValueError(f"{suite}/{representation}/{image} failed, so it has no value to set a threshold from; "
+                             f"see OUT/ci/runs.jsonl")
+        check = checks[(suite, metric)]
+        fresh[(suite, representation, image, metric)] = Threshold(
+            suite, representation, image, metric, check.bound, check.threshold_for(value), round(value, 3),
+            check.margin)
+    kept = [t for t in old if (t.suite, t.representation, t.image, t.metric) not in fresh]
+    return kept + list(fresh.values())
+
+
+def compare(thresholds: list[Threshold], measured: dict, planned: set[tuple[str, str]]) -> tuple[list[list], list[str]]:
+    """Table rows (one per threshold in scope, plus new measurements) and the regressions' descriptions."""
+    known = set(representations.list_representations()) | set(INTERPOLATIONS)
+    rows, regressions, seen = [], [], set()
+    for t in sorted(thresholds, key=lambda t: t.name):
+        identity = (t.suite, t.representation, t.image, t.metric)
+        seen.add(identity)
+        if (t.representation, t.image) not in planned and t.representation in known:
+            continue  # narrowed away by --reps or --max-images
+        value = measured.get(identity)
+        status = "ok" if t.passes(value) else ("NOT MEASURED" if identity not in measured else "REGRESSION")
+        if status != "ok":
+            got = "no result" if value is None else f"{value:.2f}"
+            regressions.append(f"{t.name}: {got}, threshold {'>=' if t.bound == 'min' else '<='} {t.threshold:.2f}")
+        rows.append([t.suite, t.representation, t.image, t.metric, value, t.threshold, t.measured, status])
+    for identity, value in sorted(measured.items()):
+        if identity not in seen:
+            rows.append([*identity, value, None, None, "new (no threshold; --update-thresholds adds it)"])
+    return rows, regressions
+
+
+def print_table(rows: list[list]) -> None:
+    header = ["suite", "representation", "image", "metric", "measured", "threshold", "set from", "status"]
+    text = lambda v: "–" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
+    cells = [header] + [[text(v) for v in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for index, row in enumerate(cells):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        if index == 0:
+            print("  ".join("-" * width for width in widths))
+
+
+@register_suite("ci", "regression check: a small deterministic fit of every representation against "
+                "results/reference/ci_thresholds.json; exit 1 on a regression", add_arguments)
+def run_ci(options: SuiteOptions) -> int:
+    fixed = {"--steps": options.steps, "--size": options.size, "--seeds": options.seeds, "--images": options.images,
+             "--set": options.settings or None}
+    if given := [flag for flag, value in fixed.items() if value is not None]:
+        raise ValueError(f"the ci suite runs a fixed configuration; drop {', '.join(given)} "
+                         "(only --reps and --max-images narrow it)")
+    path: Path = options.args.thresholds
+    update = options.args.update_thresholds
+    stored = ThresholdFile.load(path) if path.exists() or not update else None
+    if stored and stored.configuration != configuration():
+        if not update:
+            raise ValueError(f"{path} was measured with another configuration than this version's ci preset; "
+                             "rewrite it with --update-thresholds")
+        stored = None  # measured another way: none of its entries is kept
+
+    folder = options.suite_dir("ci")
+    log = RecordLog(folder / "runs.jsonl")
+    if options.fresh and (moved := log.set_aside()):
+        print(f"--fresh: previous records moved to {moved}", file=sys.stderr)
+    with single_thread():
+        image_set, images = load_preset_images(options, CI_PRESET)
+        code = code_fingerprint()
+        runs = [CiRun(fit, code) for fit in plan_fits(options, CI_PRESET, image_set, images, PROTOCOL)]
+        execute_pending(runs, log, execute_ci_run)
+    measured = measure(records_of(log.read(), {run.key for run in runs}))
+    planned = {(run.fit.representation, run.fit.image.name) for run in runs}
+
+    if update:
+        new = ThresholdFile(configuration(), updated_thresholds(stored.thresholds if stored else [], measured))
+        new.save(path)
+        print_table(compare(new.thresholds, measured, planned)[0])
+        print(f"thresholds rewritten: {path} ({len(new.thresholds)} entries, measured minus the margin)")
+        return 0
+    rows, regressions = compare(stored.thresholds, measured, planned)
+    print_table(rows)
+    if regressions:
+        print(f"{len(regressions)} regression(s) against {path}:", file=sys.stderr)
+        for regression in regressions:
+            print(f"  REGRESSION {regression}", file=sys.stderr)
+        return 1
+    print(f"ci: all {len(rows)} checks pass against {path}")
+    return 0

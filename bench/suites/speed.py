@@ -1,0 +1,319 @@
+"""Speed suite: the reference minibatch loop, the plain full-batch eager loop and the engine's fastest path,
+side by side in one process, against the matmul peak measured in that same process; plus batched vs one by one.
+
+Writes OUT/speed/speed.csv (one row per representation and loop) and OUT/speed/speed.png.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import resource
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+from tqdm.auto import tqdm
+
+from fitbench import representations
+
+from .. import metrics
+from ..batched import can_batch, fit_batch
+from ..engine import FitConfig, fit_image, reconstruct, resolve_device, train, training_pixels
+from ..flops import training_step_flops
+from ..hardware import matmul_peak
+from ..options import SuiteOptions
+from ..presets import Preset, get_preset
+from ..protocol import coordinate_grid, make_split
+from .fitting import load_preset_images
+from . import register_suite
+
+DEFAULT_REPRESENTATIONS = ("siren", "fourier_features", "relu_mlp")  # the issue's standard comparison
+REFERENCE_BATCH = 256  # pixels per minibatch in the original image-fitting scripts
+
+
+@dataclass(frozen=True)
+class SpeedPreset(Preset):
+    reference_seconds: float = 60.0  # time budget of the reference loop
+    eval_every: int = 10  # full-batch steps between test-PSNR checks (not timed)
+    target_psnr: float = 20.0  # the fixed test PSNR whose time to reach is compared
+    batch_images: int = 16  # the batched comparison: this many images of batch_size^2, fitted both ways
+    batch_size: int = 128
+    batch_steps: int = 30
+
+
+SPEED_PRESETS = {p.name: p for p in [
+    SpeedPreset("smoke", "CI: tiny images and networks, seconds", size=32, steps=20, seeds=1, image_set="builtin",
+                max_images=1, overrides={"*": {"width": 16, "depth": 2, "num_features": 16}},
+                reference_seconds=1.0, eval_every=5, target_psnr=8.0, batch_images=3, batch_size=16, batch_steps=5),
+    SpeedPreset("standard", "the issue's size: 512^2 image (65,536 training pixels), width 256, depth 3",
+                size=512, steps=100, seeds=1, image_set="builtin", max_images=1,
+                overrides={"*": {"width": 256, "depth": 3}, "siren": {"lr": 1e-4}}, reference_seconds=60.0,
+                eval_every=10, target_psnr=20.0),
+]}
+
+
+@dataclass
+class SpeedRow:
+    representation: str
+    loop: str  # reference | eager | fast | sequential xN | batched xN
+    device: str
+    precision: str
+    pixels: int  # training pixels per model
+    steps: int
+    train_seconds: float  # timed training, test evaluations and compilation excluded
+    warmup_seconds: float  # the first step (compilation for the fast path)
+    steps_per_second: float
+    gflops: float
+    peak_percent: float  # of the matmul peak at this precision, measured in this process
+    final_psnr: float  # test PSNR at the end
+    seconds_to_target: float | None  # None: not reached within the budget
+    peak_memory_mb: float
+    notes: str = ""
+
+
+class PeakMemory:
+    """Peak memory above the start of a `with` block: CUDA allocator stats, or sampled RSS on CPU."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.peak, self._stop = device, 0, threading.Event()
+
+    @staticmethod
+    def _rss() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize()
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.base = torch.cuda.memory_allocated(self.device)
+        else:
+            self.base = self.peak = self._rss()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, self._rss())
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            self.peak = torch.cuda.max_memory_allocated(self.device)
+        else:
+            self._stop.set()
+            self._thread.join()
+        self.megabytes = max(self.peak - self.base, 0) / 2**20
+
+
+@dataclass
+class Clock:
+    """Training time with test evaluations cut out, and when the target PSNR was first reached."""
+
+    target: float
+    start: float = field(default_factory=time.perf_counter)
+    paused: float = 0.0
+    reached: float | None = None
+    psnr: float = float("nan")
+
+    def check(self, evaluate: Callable[[], float]) -> None:
+        began = time.perf_counter()
+        self.psnr = evaluate()
+        if self.reached is None and self.psnr >= self.target:
+            self.reached = began - self.start - self.paused
+        self.paused += time.perf_counter() - began
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start - self.paused
+
+
+def settings_for(name: str, preset: SpeedPreset, options: SuiteOptions) -> tuple[dict, float]:
+    """Config overrides of `name` (the preset's "*" entries it has a field for, its own, then --set) and its lr."""
+    fields = {f.name for f in dataclasses.fields(representations.get_entry(name).config_cls)}
+    common = {k: v for k, v in preset.overrides.get("*", {}).items() if k in fields}
+    overrides = {**common, **preset.overrides.get(name, {}), **options.settings.get(name, {})}
+    return overrides, representations.make_config(name, **overrides).lr
+
+
+def test_psnr(model, image: np.ndarray, split, device) -> float:
+    full = reconstruct(model, coordinate_grid(*image.shape[:2]), image.shape, device, 1 << 16)
+    return metrics.psnr(image[split.test], full[split.test])
+
+
+def reference_loop(model, image, split, lr, device, preset: SpeedPreset) -> tuple[int, Clock, float]:
+    """The original scripts' style: shuffled minibatches of 256 pixels from a DataLoader, test PSNR per epoch."""
+    coords, values = training_pixels(image, split, torch.device("cpu"))
+    loader = DataLoader(TensorDataset(coords, values), batch_size=REFERENCE_BATCH, shuffle=True,
+                        generator=torch.Generator().manual_seed(0))
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    clock, steps, first = Clock(preset.target_psnr), 0, 0.0
+    while clock.elapsed < preset.reference_seconds:
+        for x, y in loader:
+            optimizer.zero_grad()
+            loss = torch.mean((model(x.to(device)) - y.to(device)) ** 2)
+            loss.backward()
+            optimizer.step()
+            steps += 1
+            first = first or clock.elapsed
+        clock.check(lambda: test_psnr(model, image, split, device))
+        if clock.reached is not None:
+            break
+    return steps, clock, first
+
+
+def full_batch_loop(model, image, split, config: FitConfig, preset: SpeedPreset) -> tuple[int, Clock, float]:
+    """The engine's loop under `config`, with a test-PSNR check every eval_every steps (not timed)."""
+    device = torch.device(config.device)
+    coords, values = training_pixels(image, split, device)
+    clock = Clock(preset.target_psnr)
+
+    def losses():
+        return torch.mean((model(coords).float() - values) ** 2).reshape(1)
+
+    def on_step(step, loss):
+        clock.check(lambda: test_psnr(model, image, split, device))
+
+    log = train(losses, [p for p in model.parameters() if p.requires_grad], 1, config, on_step)
+    return log.steps_done[0], clock, log.warmup_seconds
+
+
+def measure(name, loop, model, run: Callable, pixels: int, device, precision, notes="") -> SpeedRow:
+    flops = training_step_flops(model, pixels)
+    with PeakMemory(device) as memory:
+        steps, clock, warmup = run()
+    seconds = clock.elapsed
+    steady = max(seconds - warmup, 1e-9)
+    rate = (steps - 1) / steady if steps > 1 else 0.0
+    gflops = rate * flops / 1e9
+    return SpeedRow(name, loop, str(device), precision, pixels, steps, seconds, warmup, rate, gflops,
+                    100 * gflops / matmul_peak(str(device), precision).gflops, clock.psnr, clock.reached,
+                    memory.megabytes, notes)
+
+
+def compare_loops(name: str, image: np.ndarray, preset: SpeedPreset, options: SuiteOptions, device) -> list[SpeedRow]:
+    split = make_split("alternate", *image.shape[:2])
+    overrides, lr = settings_for(name, preset, options)
+    torch.manual_seed(0)
+    initial = representations.build(name, out_features=image.shape[2], **overrides)
+    pixels = int(split.train.sum())
+    eager = FitConfig(preset.steps, lr, str(device), log_every=preset.eval_every)
+    fast = FitConfig(preset.steps, lr, str(device), log_every=preset.eval_every, precision=options.args.speed_precision,
+                     compile=not options.args.no_compile)
+    reference_pixels = REFERENCE_BATCH
+    rows = [
+        measure(name, "reference", initial, lambda m=copy.deepcopy(initial): reference_loop(m, image, split, lr, device, preset),
+                reference_pixels, device, "fp32", f"minibatches of {REFERENCE_BATCH} pixels"),
+        measure(name, "eager", initial, lambda m=copy.deepcopy(initial): full_batch_loop(m, image, split, eager, preset),
+                pixels, device, "fp32"),
+        measure(name, "fast", initial, lambda m=copy.deepcopy(initial): full_batch_loop(m, image, split, fast, preset),
+                pixels, device, fast.precision, f"compile={fast.compile}"),
+    ]
+    return rows
+
+
+def compare_batching(name: str, images: list[np.ndarray], preset: SpeedPreset, options, device) -> list[SpeedRow]:
+    """The same fits one after another and as one batch: steps/s of the whole set, final PSNR averaged."""
+    split = make_split("alternate", *images[0].shape[:2])
+    overrides, lr = settings_for(name, preset, options)
+    config = FitConfig(preset.batch_steps, lr, str(device))
+    models = []
+    for seed in range(len(images)):
+        torch.manual_seed(seed)
+        models.append(representations.build(name, out_features=images[0].shape[2], **overrides))
+    pixels = int(split.train.sum())
+
+    def row(loop, fit):
+        with PeakMemory(device) as memory:
+            start = time.perf_counter()
+            outcomes = fit()
+            seconds = time.perf_counter() - start
+        flops = len(images) * training_step_flops(models[0], pixels) * preset.batch_steps
+        psnr = float(np.mean([metrics.psnr(i[split.test], o.reconstruction[split.test]) for i, o in zip(images, outcomes)]))
+        return SpeedRow(name, loop, str(device), "fp32", pixels, preset.batch_steps, seconds, 0.0,
+                        len(images) * preset.batch_steps / seconds, flops / seconds / 1e9,
+                        100 * flops / seconds / 1e9 / matmul_peak(str(device), "fp32").gflops, psnr, None,
+                        memory.megabytes, f"{len(images)} images of {images[0].shape[0]}^2, model-steps/s")
+
+    return [
+        row(f"sequential x{len(images)}", lambda: [fit_image(copy.deepcopy(m), i, split, config) for m, i in zip(models, images)]),
+        row(f"batched x{len(images)}", lambda: fit_batch([copy.deepcopy(m) for m in models], images, split, config)),
+    ]
+
+
+def add_arguments(group) -> None:
+    group.add_argument("--speed-precision", choices=("fp32", "bf16"), default="bf16",
+                       help="speed: precision of the fast path (default bf16)")
+    group.add_argument("--no-compile", action="store_true", help="speed: leave torch.compile out of the fast path")
+
+
+@register_suite("speed", "reference vs eager vs fastest fitting loop, GFLOP/s against the measured matmul peak",
+                add_arguments)
+def run_speed(options: SuiteOptions) -> int:
+    preset = get_preset(options.preset, SPEED_PRESETS)
+    if options.steps:
+        preset = dataclasses.replace(preset, steps=options.steps)
+    device = resolve_device(options.device)
+    _, images = load_preset_images(options, preset)
+    names = options.representations or [n for n in DEFAULT_REPRESENTATIONS if n in representations.list_representations()]
+    for name in names:
+        representations.get_entry(name)  # raises with the valid names
+    folder = options.suite_dir("speed")
+    rows: list[SpeedRow] = []
+    for name in tqdm(names, desc="speed", unit="rep", file=sys.stderr, disable=None):
+        rows += compare_loops(name, images[0].pixels, preset, options, device)
+        write_table(rows, folder)  # after each representation, so a long run cut short keeps what it measured
+    batch_name = names[0]
+    if can_batch(batch_name):
+        batch_options = SuiteOptions("speed", size=preset.batch_size, max_images=preset.batch_images,
+                                     images=options.images, data_root=options.data_root)
+        _, small = load_preset_images(batch_options, preset)
+        small = [s.pixels for s in small if s.pixels.shape == small[0].pixels.shape]  # one batch: one shape
+        small = (small * preset.batch_images)[: preset.batch_images]  # repeat a short image set up to the count
+        rows += compare_batching(batch_name, small, preset, options, device)
+    table = write_table(rows, folder)
+    bar_chart(table, folder / "speed.png", matmul_peak(str(device), "fp32").gflops)
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table[["representation", "loop", "precision", "steps_per_second", "gflops", "peak_percent",
+                     "final_psnr", "seconds_to_target", "warmup_seconds", "peak_memory_mb"]].round(3).to_string(index=False))
+    print(f"matmul peak (this process): {matmul_peak(str(device), 'fp32').gflops:.0f} GFLOP/s fp32, "
+          f"{matmul_peak(str(device), 'bf16').gflops:.0f} bf16; target PSNR {preset.target_psnr} dB")
+    print(f"results: {folder}/speed.csv, speed.png")
+    return 0
+
+
+def write_table(rows: list[SpeedRow], folder: Path) -> pd.DataFrame:
+    table = pd.DataFrame([asdict(r) for r in rows])
+    folder.mkdir(parents=True, exist_ok=True)
+    table.to_csv(folder / "speed.csv", index=False)
+    return table
+
+
+def bar_chart(table: pd.DataFrame, path: Path, peak: float) -> None:
+    from ..figures import plt
+
+    loops = table[table["loop"].isin(["reference", "eager", "fast"])]
+    names = list(dict.fromkeys(loops["representation"]))
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
+    width = 0.27
+    for i, loop in enumerate(["reference", "eager", "fast"]):
+        part = loops[loops["loop"] == loop].set_index("representation").reindex(names)
+        xs = np.arange(len(names)) + (i - 1) * width
+        axes[0].bar(xs, part["gflops"], width, label=loop)
+        axes[1].bar(xs, part["seconds_to_target"].fillna(0), width, label=loop)
+    axes[0].axhline(peak, color="k", ls="--", lw=1, label="fp32 matmul peak")
+    axes[0].set_ylabel("achieved matmul GFLOP/s")
+    axes[1].set_ylabel("seconds to target test PSNR (0: not reached)")
+    for ax in axes:
+        ax.set_xticks(np.arange(len(names)), names)
+        ax.legend(fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

@@ -1,0 +1,22 @@
+"""The speed suite in smoke form: every loop measured, the CSV and the chart written."""
+
+import pandas as pd
+
+
+def test_speed_smoke_writes_table_and_chart(run_cli, tmp_path):
+    code, stdout, _ = run_cli("--suite", "speed", "--preset", "smoke", "--reps", "relu_mlp", "--no-compile",
+                              "--out", tmp_path)
+    assert code == 0
+    table = pd.read_csv(tmp_path / "speed" / "speed.csv")
+    assert list(table["loop"]) == ["reference", "eager", "fast", "sequential x3", "batched x3"]
+    assert (table["steps"] > 0).all() and (table.loc[1:, "gflops"] > 0).all()
+    assert table.loc[table["loop"] == "fast", "precision"].item() == "bf16"
+    sequential, batched = table["final_psnr"].iloc[3:]
+    assert abs(sequential - batched) < 0.01  # batching changes speed, not results
+    assert (tmp_path / "speed" / "speed.png").stat().st_size > 1000
+    assert "matmul peak" in stdout
+
+
+def test_unknown_representation_is_one_clear_error(run_cli, tmp_path):
+    code, _, err = run_cli("--suite", "speed", "--preset", "smoke", "--reps", "nope", "--out", tmp_path)
+    assert code == 2 and "unknown representation 'nope'" in err
