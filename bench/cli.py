@@ -31,7 +31,8 @@ def build_parser(suites) -> argparse.ArgumentParser:
                         "; ".join(f"{s.name}: {s.help}" for s in suites.values()))
     parser.add_argument("--list", action="store_true", help="list representations, image sets, presets and suites")
     parser.add_argument("--preset", default="standard",
-                        help="problem size: " + "; ".join(f"{p.name}: {p.description}" for p in FITTING_PRESETS.values()))
+                        help="problem size, defined by each suite: smoke (seconds, for CI), standard (the default), "
+                        "paper (the sources' settings, GPU-scale); --list shows the fitting presets, docs/ the others'")
     parser.add_argument("--reps", help="comma-separated representations (default: all registered; see --list)")
     parser.add_argument("--images", help=f"image set ({', '.join(IMAGE_SETS)}) or a folder of PNG/JPEG files "
                         "(default: the preset's)")

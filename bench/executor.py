@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import Any, Callable, Protocol, Sequence
 
@@ -57,13 +58,17 @@ def execute_pending(runs: Sequence[Run], log: RecordLog, execute: Execute, on_fi
     bar.close()
 
 
+SHOWN = ("psnr_test", "psnr", "bpp", "ssim_full", "fd", "kid", "class_acc")  # the headline metrics of each suite
+
+
 def _summary(record: Any) -> str:
-    get = record.get if isinstance(record, dict) else lambda name, default=None: getattr(record, name, default)
-    status = get("status")
-    if status == "error":
-        return f"ERROR {get('error')}"
-    parts = [f"{name.replace('_', ' ')} {get(name):.2f}" for name in ("psnr_test", "psnr", "ssim_full")
-             if isinstance(get(name), (int, float))]
-    if get("seconds"):
-        parts.append(f"{get('seconds'):.1f} s")
+    row = dataclasses.asdict(record) if dataclasses.is_dataclass(record) else dict(record)
+    if row.get("status") == "error":
+        return f"ERROR {row.get('error')}"
+    parts = [f"{name.replace('_', ' ')} {row[name]:.3g}" if name in ("fd", "kid") else
+             f"{name.replace('_', ' ')} {row[name]:.2f}" for name in SHOWN if isinstance(row.get(name), (int, float))]
+    for name in ("seconds", "train_seconds"):
+        if row.get(name):
+            parts.append(f"{row[name]:.1f} s")
+    status = row.get("status", "ok")
     return ", ".join(parts) + ("" if status == "ok" else f" [{status}]")

@@ -6,8 +6,10 @@ peak compares like with like on a machine whose other users or clocks may change
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
+from typing import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -46,3 +48,14 @@ def matmul_peak(device: str = "cpu", precision: str = "fp32", size: int | None =
         _synchronize(target)
         best = min(best, time.perf_counter() - start)
     return MatmulPeak(str(target), precision, size, 2 * size**3 / best / 1e9)
+
+
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run a block with `count` intra-op CPU threads, restoring the previous count afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

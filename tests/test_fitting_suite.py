@@ -1,7 +1,6 @@
 """The fitting suite end to end on the smoke preset: the results contract, determinism, resume, failures."""
 
 import json
-import os
 import signal
 import subprocess
 import sys

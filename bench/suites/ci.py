@@ -8,14 +8,13 @@ built-in images at the fixed `ci` preset, compares each measured value with its 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import torch
 
@@ -23,6 +22,7 @@ import fitbench
 from fitbench import datasets, representations
 
 from ..executor import execute_pending
+from ..hardware import torch_threads
 from ..interpolation import INTERPOLATIONS
 from ..options import SuiteOptions
 from ..presets import Preset
@@ -156,17 +156,6 @@ def code_fingerprint() -> str:
     return digest.hexdigest()[:12]
 
 
-@contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    # One thread: the same float reductions on every machine (and these tiny fits gain nothing from more).
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def execute_ci_run(run: CiRun, on_step: Callable[[int, float], None]) -> tuple[FitRecord, object]:
     record, reconstruction = execute_fit(run.fit, on_step)
     return dataclasses.replace(record, key=run.key), reconstruction
@@ -251,7 +240,7 @@ def run_ci(options: SuiteOptions) -> int:
     log = RecordLog(folder / "runs.jsonl")
     if options.fresh and (moved := log.set_aside()):
         print(f"--fresh: previous records moved to {moved}", file=sys.stderr)
-    with single_thread():
+    with torch_threads(1):  # the same float reductions on every machine
         image_set, images = load_preset_images(options, CI_PRESET)
         code = code_fingerprint()
         runs = [CiRun(fit, code) for fit in plan_fits(options, CI_PRESET, image_set, images, PROTOCOL)]

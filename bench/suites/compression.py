@@ -7,11 +7,9 @@ OUT/compression/points.jsonl -> points.csv, matched.csv, bd.csv, json/, rd.png. 
 from __future__ import annotations
 
 import sys
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 
 from fitbench import representations
 
@@ -119,7 +117,6 @@ def run_compression(options: SuiteOptions) -> int:
     preset = get_preset(options.preset, COMPRESSION_PRESETS)
     image_set, images = load_preset_images(options, preset)
     runs = plan_runs(options, preset, image_set, images)
-    device = str(resolve_device(options.device))
     folder = options.suite_dir("compression")
     log = RecordLog(folder / "points.jsonl")
     if options.fresh and (moved := log.set_aside()):
@@ -135,8 +132,7 @@ def run_compression(options: SuiteOptions) -> int:
                 point["stream"] = str(relative)
         return record
 
-    with torch_threads(1 if device == "cpu" else torch.get_num_threads()):
-        execute_pending(runs, log, lambda run, on_step: run.execute(on_step), keep_streams)
+    execute_pending(runs, log, lambda run, on_step: run.execute(on_step), keep_streams)
     current = records_of(log.read(), {run.key for run in runs})
     failed = [r for r in current if r["status"] == "error"]
     for record in failed:
@@ -147,18 +143,6 @@ def run_compression(options: SuiteOptions) -> int:
           else "no representation points")
     print(f"results: {folder}/points.jsonl, points.csv, matched.csv, bd.csv, summary.csv, json/, rd.png, streams/")
     return 1 if failed else 0
-
-
-@contextmanager
-def torch_threads(count: int):
-    """The suite's networks are small: on CPU, waking a second thread per matmul costs more than it saves (a smoke
-    run took 82 s with torch's default threads against 19 s with one, on 2 busy cores)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def decode_file(path: Path) -> int:
