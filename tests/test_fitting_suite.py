@@ -108,3 +108,14 @@ def test_diverged_and_failing_runs_are_recorded_and_the_suite_goes_on(run_cli, t
     assert status["_test_raises"]["error"] == "RuntimeError: out of coffee"
     assert status["relu_mlp"]["status"] == "ok"
     assert "ERROR RuntimeError: out of coffee" in err
+
+
+def test_batched_fitting_matches_one_by_one(run_cli, tmp_path):
+    args = ["--suite", "fitting", "--preset", "smoke", "--reps", "siren,relu_mlp", "--seeds", "2", "--max-images", "1"]
+    assert run_cli(*args, "--batch", "on", "--out", tmp_path / "on")[0] == 0
+    assert run_cli(*args, "--batch", "off", "--out", tmp_path / "off")[0] == 0
+    on = {r["key"]: r for r in read_runs(tmp_path / "on") if r["kind"] == "representation"}
+    off = {r["key"]: r for r in read_runs(tmp_path / "off") if r["kind"] == "representation"}
+    assert on.keys() == off.keys() and all(r["batch"] == 2 for r in on.values())
+    for key in on:
+        assert on[key]["psnr_test"] == pytest.approx(off[key]["psnr_test"], abs=0.05)

@@ -51,6 +51,15 @@ def test_direct_formula_is_the_thesis_layer():
     assert layer.cos_coefficients.std().item() == pytest.approx(0.3 * 4, rel=0.6)  # a_k ~ N(0, 0.3^2) at init
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny fits gain nothing from threads, and on a busy machine spinning OpenMP workers make them ~10x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _fnet_gain_over_mean(steps: int, seed: int, **overrides) -> float:
     image = np.asarray(Image.fromarray(data.camera()).resize((32, 32), Image.LANCZOS), np.float32)[..., None] / 255
     split = make_split("alternate", 32, 32)
@@ -61,11 +70,12 @@ def _fnet_gain_over_mean(steps: int, seed: int, **overrides) -> float:
     return score(image, outcome.reconstruction, split).psnr_test - score(image, mean, split).psnr_test
 
 
-def test_fnet_learns_beyond_the_mean_colour():
+def test_fnet_learns_beyond_the_mean_colour(one_thread):
     # The old defaults (8 periods across the image, raw coefficient sums, lr 1e-3) stay at the mean (+0.0 dB) and
-    # one period with raw sums gets +1-3 dB; the defaults get +3-9 dB over seeds 0-5 in 40 steps on 16^2 pixels.
+    # one period with raw sums gets +1.2-3.1 dB; the defaults get +5.8-7.2 dB over seeds 0-5 in 40 steps on 16^2
+    # training pixels.
     gains = [_fnet_gain_over_mean(40, seed) for seed in range(3)]
-    assert np.median(gains) > 3.5, gains
+    assert np.median(gains) > 4.0, gains
     stuck = _fnet_gain_over_mean(40, 0, input_frequency=8.0, hidden_frequency=1 / 32, mean_terms=False, lr=1e-3)
     assert abs(stuck) < 0.1  # periodic with period 1/8: the best it can do on a whole photo is the mean
 

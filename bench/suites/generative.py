@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from fitbench.datasets import resolve_data_root
 
 from ..executor import execute_pending
 from ..generative.data import load_mnist
@@ -30,7 +29,7 @@ def add_arguments(group) -> None:
     group.add_argument("--models", help=f"generative: comma-separated models (default: all: {', '.join(MODELS)})")
     group.add_argument("--epochs", type=int, help="generative: epochs per model (default: the preset's)")
     group.add_argument("--classifier-cache", type=Path,
-                       help="generative: folder of the cached feature classifier (default: DATA_ROOT/fitbench-classifiers)")
+                       help="generative: folder of the cached feature classifier (default: ~/.cache/fitbench/classifiers)")
 
 
 def plan_runs(options: SuiteOptions, preset: GenerativePreset) -> list[GenerativeRun]:
@@ -60,7 +59,8 @@ def run_generative(options: SuiteOptions) -> int:
     preset = get_preset(options.preset, GENERATIVE_PRESETS)
     runs = plan_runs(options, preset)  # checks models and settings before any data is loaded or anything trains
     train_all, test_all = load_mnist(True, options.data_root), load_mnist(False, options.data_root)
-    cache = getattr(options.args, "classifier_cache", None) or resolve_data_root(options.data_root) / "fitbench-classifiers"
+    # Not under the data root, which may be a read-only shared copy of the datasets.
+    cache = getattr(options.args, "classifier_cache", None) or Path.home() / ".cache" / "fitbench" / "classifiers"
     features = load_or_train(preset.classifier, cache, train_all, test_all)
     print(f"feature network: {features.description}; cached at {features.path}", file=sys.stderr)
     train = train_all.shuffled_head(preset.train_count, seed=0)
