@@ -56,7 +56,7 @@ def test_custom_autograd_representations_fall_back_to_one_by_one():
 
 def test_fitting_suite_batches_seeds_and_keeps_one_record_each(run_cli, tmp_path):
     code, _, _ = run_cli("--suite", "fitting", "--preset", "smoke", "--reps", "relu_mlp,fnet", "--max-images", "1",
-                         "--seeds", "2", "--steps", "20", "--out", tmp_path)
+                         "--seeds", "2", "--steps", "20", "--batch", "on", "--out", tmp_path)
     assert code == 0
     rows = [json.loads(line) for line in (tmp_path / "fitting" / "runs.jsonl").read_text().splitlines()]
     fitted = {(r["representation"], r["seed"]): r for r in rows if r["kind"] == "representation"}
