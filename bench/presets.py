@@ -22,7 +22,7 @@ class Preset:
         return dict(self.overrides.get(representation, {}))
 
 
-def _mlp_family(**settings: Any) -> dict[str, dict[str, Any]]:
+def mlp_family(**settings: Any) -> dict[str, dict[str, Any]]:
     """The same network size for every representation built on the shared ReLU MLP."""
     return {name: dict(settings) for name in ("relu_mlp", "positional", "fourier_features")}
 
@@ -43,7 +43,7 @@ FITTING_PRESETS: dict[str, Preset] = {
             image_set="builtin",
             max_images=2,
             overrides={
-                **_mlp_family(width=32, depth=2),
+                **mlp_family(width=32, depth=2),
                 "positional": {"width": 32, "depth": 2, "num_frequencies": 16},
                 "fourier_features": {"width": 32, "depth": 2, "num_features": 16},
                 "siren": {"width": 32, "depth": 2},
@@ -63,7 +63,7 @@ FITTING_PRESETS: dict[str, Preset] = {
             # 21.5 / 23.8 / 24.6 dB test PSNR, so this budget uses 1e-3.
             # FNET at the thesis's smallest width (6): its 2^width terms per layer made width 8 x depth 6 take
             # 156-230 s per image here, more than the other five representations together.
-            overrides={**_mlp_family(width=128, depth=3), "siren": {"width": 128, "depth": 3, "lr": 1e-3},
+            overrides={**mlp_family(width=128, depth=3), "siren": {"width": 128, "depth": 3, "lr": 1e-3},
                        "fnet": {"width": 6, "depth": 4}},
         ),
         Preset(
@@ -73,7 +73,7 @@ FITTING_PRESETS: dict[str, Preset] = {
             steps=2000,
             seeds=1,
             image_set="ffn-natural",
-            overrides={**_mlp_family(width=256, depth=3), "siren": {"width": 256, "depth": 3}},
+            overrides={**mlp_family(width=256, depth=3), "siren": {"width": 256, "depth": 3}},
         ),
     ]
 }

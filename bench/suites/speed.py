@@ -30,7 +30,7 @@ from ..engine import FitConfig, fit_image, reconstruct, resolve_device, train, t
 from ..flops import training_step_flops
 from ..hardware import matmul_peak
 from ..options import SuiteOptions
-from ..presets import Preset, get_preset
+from ..presets import Preset, get_preset, mlp_family
 from ..protocol import coordinate_grid, make_split
 from .fitting import load_preset_images
 from . import register_suite
@@ -51,11 +51,13 @@ class SpeedPreset(Preset):
 
 SPEED_PRESETS = {p.name: p for p in [
     SpeedPreset("smoke", "CI: tiny images and networks, seconds", size=32, steps=20, seeds=1, image_set="builtin",
-                max_images=1, overrides={"*": {"width": 16, "depth": 2, "num_features": 16}},
+                max_images=1, overrides={**mlp_family(width=16, depth=2), "siren": {"width": 16, "depth": 2},
+                                           "fourier_features": {"width": 16, "depth": 2, "num_features": 16}},
                 reference_seconds=1.0, eval_every=5, target_psnr=8.0, batch_images=3, batch_size=16, batch_steps=5),
     SpeedPreset("standard", "the issue's size: 512^2 image (65,536 training pixels), width 256, depth 3",
                 size=512, steps=100, seeds=1, image_set="builtin", max_images=1,
-                overrides={"*": {"width": 256, "depth": 3}, "siren": {"lr": 1e-4}}, reference_seconds=60.0,
+                overrides={**mlp_family(width=256, depth=3), "siren": {"width": 256, "depth": 3, "lr": 1e-4}},
+                reference_seconds=60.0,
                 eval_every=10, target_psnr=20.0),
 ]}
 
@@ -136,10 +138,8 @@ class Clock:
 
 
 def settings_for(name: str, preset: SpeedPreset, options: SuiteOptions) -> tuple[dict, float]:
-    """Config overrides of `name` (the preset's "*" entries it has a field for, its own, then --set) and its lr."""
-    fields = {f.name for f in dataclasses.fields(representations.get_entry(name).config_cls)}
-    common = {k: v for k, v in preset.overrides.get("*", {}).items() if k in fields}
-    overrides = {**common, **preset.overrides.get(name, {}), **options.settings.get(name, {})}
+    """Config overrides of `name` (the preset's, then --set) and its learning rate."""
+    overrides = {**preset.overrides_for(name), **options.settings.get(name, {})}
     return overrides, representations.make_config(name, **overrides).lr
 
 
