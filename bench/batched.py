@@ -8,6 +8,7 @@ engine's training loop does the rest (one Adam over the stacked weights equals o
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 from typing import Callable, Sequence
 
@@ -16,7 +17,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from .engine import FitConfig, FitOutcome, finite_reconstruction, train, training_pixels
+from .engine import (FitConfig, FitOutcome, finite_reconstruction, held_out_psnr, pixel_sampler, train,
+                     training_pixels)
 from .flops import training_step_flops
 from .protocol import Split, coordinate_grid
 
@@ -36,6 +38,16 @@ class StackedModels:
         def one(params, buffers):
             return functional_call(self.template, (params, buffers), (coords,))
         return vmap(one)(self.params, self.buffers)
+
+    def unstacked(self) -> list[Callable[[Tensor], Tensor]]:
+        """Each model as a function of coordinates (N, 2) -> (N, C), on the current stacked weights."""
+        def model(i: int) -> Callable[[Tensor], Tensor]:
+            def call(coords: Tensor) -> Tensor:
+                params = {name: value[i] for name, value in self.params.items()}
+                buffers = {name: value[i] for name, value in self.buffers.items()}
+                return functional_call(self.template, (params, buffers), (coords,))
+            return call
+        return [model(i) for i in range(self.count)]
 
 
 @functools.cache
@@ -60,8 +72,8 @@ def fit_batch(
 ) -> list[FitOutcome]:
     """Fit models[i] to images[i] (all of one shape, one split), together; one FitOutcome per model.
 
-    Equals calling `fit_image` on each pair, up to float rounding; `seconds` and the timings are the
-    batch's, shared by every outcome.
+    Equals calling `fit_image` on each pair, up to float rounding. Each outcome's `seconds` is its share of the
+    batch's training time (`batch_seconds`), so per-fit times add up to what the batch cost.
     """
     if len(models) != len(images) or not models:
         raise ValueError(f"fit_batch needs one image per model, got {len(models)} models and {len(images)} images")
@@ -71,19 +83,30 @@ def fit_batch(
     train_coords = pixels[0][0]
     targets = torch.stack([values for _, values in pixels])  # (count, N, C)
     stacked = StackedModels(models, device)
+    flops = len(models) * training_step_flops(models[0], config.pixels_per_step or len(train_coords),
+                                              train_coords.shape[1])
+    config = dataclasses.replace(config, steps=config.step_cap(flops // len(models)))
+    pick = pixel_sampler(len(train_coords), config.pixels_per_step, device)
 
     def losses() -> Tensor:
-        return torch.mean((stacked(train_coords).float() - targets) ** 2, dim=(1, 2))
+        index = pick()
+        coords, values = (train_coords, targets) if index is None else (train_coords[index], targets[:, index])
+        return torch.mean((stacked(coords).float() - values) ** 2, dim=(1, 2))
 
-    flops = len(models) * training_step_flops(models[0], len(train_coords), train_coords.shape[1])
-    log = train(losses, stacked.trainable, stacked.count, config, on_step)
+    scorers = [held_out_psnr(image, split, device, config.eval_chunk) for image in images]
+
+    def evaluate() -> list[float]:
+        return [score(model) for score, model in zip(scorers, stacked.unstacked())]
+
+    log = train(losses, stacked.trainable, stacked.count, config, on_step, evaluate)
     reconstructions = reconstruct_batch(stacked, coordinate_grid(height, width), (height, width, channels), device,
                                         config.eval_chunk)
     outcomes = []
     for i, reconstruction in enumerate(reconstructions):
         status, reconstruction = finite_reconstruction(log.status[i], reconstruction)
-        outcomes.append(FitOutcome(status, reconstruction, log.seconds, log.steps_done[i], log.curves[i],
-                                   log.warmup_seconds, log.step_seconds, flops, len(models)))
+        outcomes.append(FitOutcome(status, reconstruction, log.seconds / len(models), log.steps_done[i],
+                                   log.curves[i], log.warmup_seconds, log.step_seconds, flops, len(models),
+                                   batch_seconds=log.seconds))
     return outcomes
 
 

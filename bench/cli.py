@@ -64,8 +64,7 @@ def parse_settings(items: list[str]) -> dict[str, dict]:
         target, _, value = item.partition("=")
         name, _, field = target.partition(".")
         if not (name and field and value):
-            raise ValueError(f"--set {item!r}: expected REP.FIELD=VALUE, e.g. siren.omega_0=20")
-        representations.get_entry(name)
+            raise ValueError(f"--set {item!r}: expected NAME.FIELD=VALUE, e.g. siren.omega_0=20")
         try:
             parsed = ast.literal_eval(value)
         except (ValueError, SyntaxError):

@@ -1,12 +1,16 @@
 """The fitting engine: full-batch Adam on one model (or a stack of them), then a reconstruction of every pixel.
 
 One training loop serves single and batched fits (bench/batched.py): it drives a function returning one loss
-per model. Fast paths, each a FitConfig field: bf16 matmuls, torch.compile, and on CUDA a captured CUDA graph
-of the whole step with losses kept on the device between host syncs.
+per model. A fit is bounded by steps, by training seconds or by matmul FLOPs (whichever comes first), follows a
+learning-rate schedule, can keep the weights of its lowest training loss, and records a curve of test PSNR
+against training time at log-spaced steps (evaluation is off the clock and never steers the fit). Fast paths,
+each a FitConfig field: bf16 matmuls, torch.compile, a random subset of training pixels per step, and on CUDA a
+captured CUDA graph of the whole step with losses kept on the device between host syncs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from contextlib import nullcontext
@@ -19,17 +23,30 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
+from . import metrics
 from .flops import training_step_flops
 from .protocol import Split, coordinate_grid
 
 PRECISIONS = ("fp32", "bf16")
+SCHEDULES = ("constant", "cosine", "exponential")
+# Steps at which the test-PSNR curve is taken: about five per decade (1, 2, 3, 4, 6, 10, 16, 25, 40, 63, 100, ...).
+EVAL_STEPS = tuple(sorted({round(10 ** (i / 5)) for i in range(0, 46)}))
 
 
 @dataclass(frozen=True)
 class FitConfig:
-    steps: int
+    steps: int  # most optimisation steps
     lr: float
     device: str = "cpu"
+    seconds: float | None = None  # training-time budget (evaluation excluded); stops at steps or seconds, first
+    flops: float | None = None  # matmul-FLOP budget (bench/flops.py counts a step); becomes a step cap
+    schedule: str = "constant"  # learning rate over the fit: constant, cosine or exponential decay to lr_final
+    lr_final: float = 0.1  # the learning rate at the end of the budget, as a fraction of lr
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    pixels_per_step: int | None = None  # a random subset of training pixels each step (the seed scripts' way)
+    keep_best: bool = False  # end with the weights of the lowest training loss seen (COIN keeps its best weights)
+    curve: bool = True  # test PSNR at EVAL_STEPS and at the end, off the clock
     log_every: int = 10  # loss is recorded (and divergence checked) every this many steps
     eval_chunk: int = 1 << 16  # pixels per forward pass when reconstructing
     precision: str = "fp32"  # "bf16": wide matmuls in bf16 (see Bf16Matmuls); weights, Adam, loss stay fp32
@@ -40,19 +57,46 @@ class FitConfig:
     def __post_init__(self):
         if self.precision not in PRECISIONS:
             raise ValueError(f"unknown precision {self.precision!r}; choose from: {', '.join(PRECISIONS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose from: {', '.join(SCHEDULES)}")
+        for name in ("seconds", "flops"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"a {name} budget must be positive, got {value}")
+
+    @classmethod
+    def for_representation(cls, config, steps: int, **settings) -> "FitConfig":
+        """The fit of a representation config: its own learning rate, schedule and Adam settings."""
+        return cls(steps=steps, lr=config.lr, schedule=config.schedule, lr_final=config.lr_final,
+                   adam_betas=tuple(config.adam_betas), adam_eps=config.adam_eps, **settings)
+
+    def learning_rate(self, progress: float) -> float:
+        """The schedule at `progress` in [0, 1] of the budget."""
+        if self.schedule == "cosine":
+            return self.lr * (self.lr_final + (1 - self.lr_final) * 0.5 * (1 + math.cos(math.pi * progress)))
+        if self.schedule == "exponential":  # FINER / WIRE: lr * 0.1^(t / T)
+            return self.lr * self.lr_final**progress
+        return self.lr
+
+    def step_cap(self, flops_per_step: int) -> int:
+        """The step budget, lowered by the FLOP budget where there is one."""
+        if self.flops is None or flops_per_step <= 0:
+            return self.steps
+        return max(1, min(self.steps, int(self.flops // flops_per_step)))
 
 
 @dataclass
 class FitOutcome:
     status: str  # "ok" or "diverged"
     reconstruction: np.ndarray  # (H, W, C) float32 in [0, 1]; the last finite model's output
-    seconds: float  # training time, reconstruction excluded (warm-up and compilation included)
+    seconds: float  # this fit's training time, reconstruction and curve evaluation excluded (warm-up included)
     steps_done: int
     curve: dict[str, list] = field(default_factory=lambda: {"step": [], "loss": []})
     warmup_seconds: float = 0.0  # the first step: compilation, graph capture, first-touch allocation
     step_seconds: float = 0.0  # mean time of the steady steps after the first
     flops_per_step: int = 0  # matmul FLOPs of one forward + backward of every model fitted together
-    batch: int = 1  # models fitted together (bench/batched.py); the timings are the whole batch's
+    batch: int = 1  # models fitted together (bench/batched.py)
+    batch_seconds: float = 0.0  # the whole batch's training time (`seconds` is this fit's share of it)
 
     @property
     def gflops(self) -> float:
@@ -108,26 +152,81 @@ class TrainLog:
     step_seconds: float = 0.0
 
 
+class TrainingClock:
+    """Training time with the curve evaluations cut out."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.start, self.paused = device, time.perf_counter(), 0.0
+
+    def elapsed(self) -> float:
+        _synchronize(self.device)
+        return time.perf_counter() - self.start - self.paused
+
+    def off_the_clock(self, action: Callable[[], object]) -> object:
+        _synchronize(self.device)
+        began = time.perf_counter()
+        try:
+            return action()
+        finally:
+            _synchronize(self.device)
+            self.paused += time.perf_counter() - began
+
+
+class BestWeights:
+    """Keeps, per model, the weights of the lowest loss seen, on the device and without a host sync.
+
+    `offer` runs after backward and before the update, so the loss it is given is exactly that of the weights it
+    copies. Stacked weights carry the model index in their first dimension.
+    """
+
+    def __init__(self, parameters: Sequence[Tensor], count: int):
+        self.parameters, self.count = list(parameters), count
+        self.weights = [p.detach().clone() for p in self.parameters]
+        self.loss = torch.full((count,), math.inf, device=self.parameters[0].device)
+
+    def _per_model(self, mask: Tensor, like: Tensor) -> Tensor:
+        return mask.reshape(()) if self.count == 1 else mask.view(self.count, *([1] * (like.dim() - 1)))
+
+    @torch.no_grad()
+    def offer(self, losses: Tensor) -> None:
+        better = losses < self.loss  # NaN is never better
+        self.loss = torch.where(better, losses, self.loss)
+        for kept, param in zip(self.weights, self.parameters):
+            kept.copy_(torch.where(self._per_model(better, kept), param, kept))
+
+    @torch.no_grad()
+    def restore(self, final_losses: Tensor) -> None:
+        """Put the kept weights back where they beat the final weights' loss."""
+        better = self.loss < final_losses.nan_to_num(math.inf)
+        for kept, param in zip(self.weights, self.parameters):
+            param.copy_(torch.where(self._per_model(better, kept), kept, param))
+
+
 def train(
     losses: Callable[[], Tensor],
     parameters: Sequence[Tensor],
     count: int,
     config: FitConfig,
     on_step: Callable[[int, float], None] | None = None,
+    evaluate: Callable[[], list[float]] | None = None,
 ) -> TrainLog:
-    """Adam on `parameters` for config.steps steps; `losses()` returns the (count,) per-model losses.
+    """Adam on `parameters` within config's budget; `losses()` returns the (count,) per-model losses.
 
     The models are independent: backward runs on the sum, so each model's gradient is its own loss's, and Adam
     is elementwise, so one optimiser over stacked weights equals one optimiser per model. A model whose loss
     turns non-finite is marked diverged at its last finite logged step; the others go on. `on_step(step, loss)`
-    gets the mean loss of the models still fitting.
+    gets the mean loss of the models still fitting. `evaluate()` returns each model's test PSNR; it is called
+    at EVAL_STEPS and at the end, off the clock, and lands in each curve's "eval".
     """
     device = parameters[0].device
     cuda = device.type == "cuda"
-    sync_every = config.sync_every or (200 if cuda else config.log_every)
-    # On CUDA: one fused kernel for the update, and `capturable` so the update can live inside a CUDA graph.
+    sync_every = config.sync_every or (config.log_every if not cuda or config.seconds else 200)
+    # On CUDA: one fused kernel for the update, `capturable` so it can live in a CUDA graph, and the learning
+    # rate as a device tensor so a schedule can change it between graph replays.
+    lr = torch.tensor(config.lr, device=device) if cuda else config.lr
     options = {"fused": True, "capturable": True} if cuda else {}
-    optimizer = torch.optim.Adam(parameters, lr=config.lr, **options)
+    optimizer = torch.optim.Adam(parameters, lr=lr, betas=config.adam_betas, eps=config.adam_eps, **options)
+    best = BestWeights(parameters, count) if config.keep_best else None
     if config.compile:
         losses = torch.compile(losses, mode="reduce-overhead" if cuda and config.cuda_graphs else None)
 
@@ -136,13 +235,26 @@ def train(
         with precision_context(config.precision):
             values = losses()
         values.sum().backward()
+        if best is not None:
+            best.offer(values.detach())
         optimizer.step()
         return values.detach()
+
+    def set_learning_rate(progress: float) -> None:
+        value = config.learning_rate(min(progress, 1.0))
+        for group in optimizer.param_groups:
+            if isinstance(group["lr"], Tensor):
+                group["lr"].fill_(value)
+            else:
+                group["lr"] = value
 
     log_steps = [s for s in range(1, config.steps + 1) if s % config.log_every == 0 or s == config.steps]
     history = torch.zeros(len(log_steps), count, device=device)  # losses wait on the device until a sync
     log = TrainLog(["ok"] * count, [0] * count, [{"step": [], "loss": []} for _ in range(count)])
     fetched = 0  # rows of `history` already read on the host
+    clock = TrainingClock(device)
+    eval_steps = set(EVAL_STEPS) if evaluate and config.curve else set()
+    evaluated_at = 0
 
     def sync(upto: int) -> bool:
         """Read the logged losses so far; False once every model has diverged."""
@@ -163,24 +275,47 @@ def train(
         fetched = upto
         return "ok" in log.status
 
+    def record_eval(step_number: int) -> None:
+        nonlocal evaluated_at
+        seconds = clock.elapsed()
+        scores = clock.off_the_clock(evaluate)
+        for i, psnr in enumerate(scores):
+            point = log.curves[i].setdefault("eval", {"step": [], "seconds": [], "psnr_test": []})
+            point["step"].append(step_number)
+            point["seconds"].append(round(seconds, 4))
+            point["psnr_test"].append(psnr)
+        evaluated_at = step_number
+
     run_step = step
-    start = time.perf_counter()
     logged = 0
+    step_number = 0
     for step_number in range(1, config.steps + 1):
+        if config.schedule != "constant":
+            progress = (step_number - 1) / config.steps
+            if config.seconds:  # (on CUDA this reads the clock, a host sync, every step)
+                progress = max(progress, clock.elapsed() / config.seconds)
+            set_learning_rate(progress)
         if step_number == 2:
-            _synchronize(device)
-            log.warmup_seconds = time.perf_counter() - start
-            if cuda and config.cuda_graphs and not config.compile:
+            log.warmup_seconds = clock.elapsed()
+            if cuda and config.cuda_graphs and not config.compile and config.pixels_per_step is None:
                 run_step = _capture(step, device)  # after one eager step, so Adam's state exists
         values = run_step()
+        if step_number in eval_steps:
+            record_eval(step_number)
         if logged < len(log_steps) and step_number == log_steps[logged]:
             history[logged].copy_(values)
             logged += 1
             if (step_number % sync_every == 0 or step_number == config.steps) and not sync(logged):
                 break
-    _synchronize(device)
-    log.seconds = time.perf_counter() - start
+        if config.seconds and step_number % sync_every == 0 and clock.elapsed() >= config.seconds:
+            break
+    log.seconds = clock.elapsed()
     sync(logged)
+    if best is not None:
+        with torch.no_grad(), precision_context(config.precision):
+            best.restore(losses().detach())
+    if evaluate and config.curve and evaluated_at != step_number:
+        record_eval(step_number)
     for i in range(count):
         if log.status[i] == "ok":
             log.steps_done[i] = step_number
@@ -235,16 +370,53 @@ def fit_image(
     coords = coordinate_grid(height, width)
     train_coords, train_values = training_pixels(image, split, device)
     model = model.to(device)
+    flops = training_step_flops(model, config.pixels_per_step or len(train_coords), train_coords.shape[1])
+    config = dataclasses.replace(config, steps=config.step_cap(flops))
+    pick = pixel_sampler(len(train_coords), config.pixels_per_step, device)
 
     def losses() -> Tensor:
-        return torch.mean((model(train_coords).float() - train_values) ** 2).reshape(1)
+        index = pick()
+        coords_, values_ = (train_coords, train_values) if index is None else (train_coords[index], train_values[index])
+        return torch.mean((model(coords_).float() - values_) ** 2).reshape(1)
 
-    flops = training_step_flops(model, len(train_coords), train_coords.shape[1])
-    log = train(losses, [p for p in model.parameters() if p.requires_grad], 1, config, on_step)
+    test_psnr = held_out_psnr(image, split, device, config.eval_chunk)
+    log = train(losses, [p for p in model.parameters() if p.requires_grad], 1, config, on_step,
+                evaluate=lambda: [test_psnr(model)])
     reconstruction = reconstruct(model, coords, (height, width, channels), device, config.eval_chunk)
     status, reconstruction = finite_reconstruction(log.status[0], reconstruction)
     return FitOutcome(status, reconstruction, log.seconds, log.steps_done[0], log.curves[0], log.warmup_seconds,
-                      log.step_seconds, flops)
+                      log.step_seconds, flops, batch_seconds=log.seconds)
+
+
+def pixel_sampler(count: int, per_step: int | None, device: torch.device) -> Callable[[], Tensor | None]:
+    """Indices of the training pixels of each step: None (all of them), or `per_step` of them drawn without
+    replacement within each pass over a fixed-seed permutation, as a shuffled DataLoader would."""
+    if per_step is None or per_step >= count:
+        return lambda: None
+    generator = torch.Generator().manual_seed(0)
+    state = {"order": torch.empty(0, dtype=torch.long), "at": count}
+
+    def pick() -> Tensor:
+        if state["at"] + per_step > count:
+            state["order"], state["at"] = torch.randperm(count, generator=generator).to(device), 0
+        state["at"] += per_step
+        return state["order"][state["at"] - per_step: state["at"]]
+
+    return pick
+
+
+def held_out_psnr(image: np.ndarray, split: Split, device: torch.device, chunk: int) -> Callable[[nn.Module], float]:
+    """PSNR of a model on the split's test pixels (all pixels under the `full` protocol), clamped as scored."""
+    height, width, channels = image.shape
+    test = torch.from_numpy(split.test.reshape(-1))
+    coords = coordinate_grid(height, width)[test]
+    truth = image.reshape(-1, channels)[split.test.reshape(-1)]
+
+    def score(model: nn.Module) -> float:
+        predicted = reconstruct(model, coords, (len(coords), channels), device, chunk)
+        return metrics.psnr(truth, predicted) if np.isfinite(predicted).all() else float("nan")
+
+    return score
 
 
 def training_pixels(image: np.ndarray, split: Split, device: torch.device) -> tuple[Tensor, Tensor]:
@@ -262,8 +434,14 @@ def finite_reconstruction(status: str, reconstruction: np.ndarray) -> tuple[str,
 
 
 @torch.no_grad()
-def reconstruct(model: nn.Module, coords: torch.Tensor, shape: tuple, device, chunk: int) -> np.ndarray:
-    model.eval()
+def reconstruct(model: Callable[[Tensor], Tensor], coords: torch.Tensor, shape: tuple, device, chunk: int
+                ) -> np.ndarray:
+    """The model's values at `coords`, clamped to [0, 1] as they are scored, in `chunk`-pixel passes."""
+    module = model if isinstance(model, nn.Module) else None
+    was_training = module.training if module is not None else False
+    if module is not None:
+        module.eval()
     parts = [model(c.to(device)).float().cpu() for c in coords.split(chunk)]
-    model.train()
+    if module is not None:
+        module.train(was_training)
     return torch.cat(parts).reshape(shape).clamp(0, 1).numpy()

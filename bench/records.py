@@ -46,10 +46,15 @@ class FitRecord:
     peak_fraction: float = 0.0  # gflops / the matmul peak measured in the same process at this precision
     precision: str = "fp32"
     batch: int = 1  # models fitted together in one batched computation (bench/batched.py)
+    batch_seconds: float = 0.0  # the batch's training time; `seconds` is this fit's share of it
+    budget_seconds: float | None = None  # the fit's training-time budget, if it had one (steps is then a cap)
+    budget_flops: float | None = None  # the fit's matmul-FLOP budget, if it had one
+    pixels_per_step: int | None = None  # training pixels sampled per step (None: all, full batch)
     error: str | None = None
     device: str = "cpu"
     reconstruction: str | None = None  # PNG path relative to the suite folder
-    curve: dict[str, list] = field(default_factory=dict)
+    # {"step", "loss"} every log_every steps; "eval": {"step", "seconds", "psnr_test"} at log-spaced steps
+    curve: dict[str, Any] = field(default_factory=dict)
     key: str = ""
     created: float = field(default_factory=time.time)
 

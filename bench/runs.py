@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -36,17 +37,21 @@ class FitRun:
     device: str = "cpu"
     precision: str = "fp32"  # engine fast paths (FitConfig); precision changes results, so it is in the key
     compile: bool = False
+    budget_seconds: float | None = None  # training-time budget (FitConfig.seconds); steps is then a cap
+    budget_flops: float | None = None  # matmul-FLOP budget (FitConfig.flops)
+    pixels_per_step: int | None = None  # random training-pixel subset per step (FitConfig.pixels_per_step)
 
     @property
     def is_reference(self) -> bool:
         return self.representation in INTERPOLATIONS
 
+    @functools.cached_property
+    def representation_config(self) -> representations.RepresentationConfig:
+        return representations.make_config(self.representation, seed=self.seed, **dict(self.overrides))
+
     @property
     def config(self) -> dict[str, Any]:
-        if self.is_reference:
-            return {}
-        config = representations.make_config(self.representation, seed=self.seed, **dict(self.overrides))
-        return dataclasses.asdict(config)
+        return {} if self.is_reference else dataclasses.asdict(self.representation_config)
 
     @property
     def size(self) -> int:
@@ -58,8 +63,16 @@ class FitRun:
             representation=self.representation, image=self.image.name, image_set=self.image_set,
             protocol=self.protocol, preset=self.preset, seed=self.seed, size=self.size,
             steps=0 if self.is_reference else self.steps, config=self.config,
-            **({} if self.precision == "fp32" else {"precision": self.precision}),  # fp32 keys stay as they were
+            # settings at their defaults stay out of the key, so adding a setting keeps earlier keys valid
+            **{name: value for name, value in self.engine_settings.items() if value is not None},
         )
+
+    @property
+    def engine_settings(self) -> dict[str, Any]:
+        """What besides the config changes the result: precision, budgets, pixel sampling (None: default)."""
+        return {"precision": None if self.precision == "fp32" else self.precision,
+                "budget_seconds": self.budget_seconds, "budget_flops": self.budget_flops,
+                "pixels_per_step": self.pixels_per_step}
 
     @property
     def label(self) -> str:
@@ -71,10 +84,13 @@ class FitRun:
         if self.is_reference or not can_batch(self.representation):
             return None
         return (self.representation, self.image_set, self.protocol, self.preset, self.steps, self.overrides,
-                self.device, self.precision, self.compile, self.image.pixels.shape)
+                self.device, self.precision, self.compile, self.budget_seconds, self.budget_flops,
+                self.pixels_per_step, self.image.pixels.shape)
 
-    def fit_config(self, lr: float) -> FitConfig:
-        return FitConfig(steps=self.steps, lr=lr, device=self.device, precision=self.precision, compile=self.compile)
+    def fit_config(self) -> FitConfig:
+        return FitConfig.for_representation(self.representation_config, self.steps, device=self.device, precision=self.precision,
+                                            compile=self.compile, seconds=self.budget_seconds,
+                                            flops=self.budget_flops, pixels_per_step=self.pixels_per_step)
 
     def build(self) -> torch.nn.Module:
         torch.manual_seed(self.seed)
@@ -92,7 +108,8 @@ def execute_fit(run: FitRun, on_step: Callable[[int, float], None] | None = None
         representation=run.representation, kind="reference" if run.is_reference else "representation",
         image=run.image.name, image_set=run.image_set, protocol=run.protocol, preset=run.preset, seed=run.seed,
         steps=0 if run.is_reference else run.steps, size=run.size, params=0, lr=None, config={}, status="error",
-        device=run.device, key=run.key, precision=run.precision,
+        device=run.device, key=run.key, precision=run.precision, budget_seconds=run.budget_seconds,
+        budget_flops=run.budget_flops, pixels_per_step=run.pixels_per_step,
     )
     pixels = run.image.pixels
     split = make_split(run.protocol, *pixels.shape[:2])
@@ -104,13 +121,13 @@ def execute_fit(run: FitRun, on_step: Callable[[int, float], None] | None = None
             model = run.build()
             record.params, record.lr, record.config = representations.count_parameters(model), config["lr"], config
             if fit is None:
-                outcome = fit_image(model, pixels, split, run.fit_config(config["lr"]), on_step)
+                outcome = fit_image(model, pixels, split, run.fit_config(), on_step)
             else:
                 outcome = fit(run, model, on_step)
             reconstruction = outcome.reconstruction
             record.seconds, record.curve, record.steps = outcome.seconds, outcome.curve, outcome.steps_done
             record.step_seconds, record.warmup_seconds = outcome.step_seconds, outcome.warmup_seconds
-            record.gflops, record.batch = outcome.gflops, outcome.batch
+            record.gflops, record.batch, record.batch_seconds = outcome.gflops, outcome.batch, outcome.batch_seconds
             record.peak_fraction = outcome.gflops / matmul_peak(run.device, run.precision).gflops
         scores = score(pixels, reconstruction, split)
         record.psnr_train, record.psnr_test = scores.psnr_train, scores.psnr_test
@@ -149,6 +166,6 @@ class BatchedFits:
             models = [model] + [r.build() for r in members]
             images = [run.image.pixels] + [r.image.pixels for r in members]
             split = make_split(run.protocol, *run.image.pixels.shape[:2])
-            outcomes = fit_batch(models, images, split, run.fit_config(run.config["lr"]), on_step)
+            outcomes = fit_batch(models, images, split, run.fit_config(), on_step)
             self.waiting.update({r.key: o for r, o in zip([run, *members], outcomes)})
         return self.waiting.pop(run.key)

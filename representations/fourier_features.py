@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from .encodings import EncodedMLP, GaussianFourierFeatures
 from .mlp import MLP
-from .registry import RepresentationConfig, register
+from .registry import RepresentationConfig, SizeKnob, register, require
 
 
 @dataclass
@@ -15,8 +15,24 @@ class FourierFeaturesConfig(RepresentationConfig):
     depth: int = 3
     lr: float = 1e-3  # FFN
 
+    def validate(self) -> None:
+        super().validate()
+        require(self.num_features >= 1, "num_features", "at least 1")
+        require(0 < self.sigma <= 1e4, "sigma", "in (0, 1e4] cycles per image")
+        require(self.width >= 1, "width", "at least 1")
+        require(self.depth >= 0, "depth", "at least 0 (hidden layers)")
 
-@register("fourier_features", FourierFeaturesConfig)
+
+@register(
+    "fourier_features", FourierFeaturesConfig,
+    source="Tancik et al. 2020 (FFN): Gaussian B ~ N(0, sigma^2) (256 x 2), sigma = 10 natural / 14 text, lr 1e-3",
+    knob=SizeKnob("width", 2, 512, follow=lambda w: {"num_features": max(w // 2, 1)}),
+    # tiny: sigma 3 keeps most of B below the 16-period Nyquist limit of a 32^2 training grid
+    sizes={"tiny": {"width": 32, "depth": 2, "num_features": 16, "sigma": 3.0},
+           "standard": {"width": 128, "depth": 3}},
+    search={"lr": (3e-4, 1e-3, 3e-3, 1e-2), "sigma": (6.0, 10.0, 14.0)},  # FFN tuned sigma in {10, 14}
+    batchable=True,
+)
 def fourier_features(config: FourierFeaturesConfig, out_features: int):
     """Gaussian Fourier features, B ~ N(0, sigma^2) fixed, + ReLU MLP (FFN)."""
     encoding = GaussianFourierFeatures(2, config.num_features, config.sigma, config.seed)

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from .encodings import EncodedMLP, PositionalEncoding
 from .mlp import MLP
-from .registry import RepresentationConfig, register
+from .registry import RepresentationConfig, SizeKnob, register, require
 
 
 @dataclass
@@ -15,8 +15,25 @@ class PositionalConfig(RepresentationConfig):
     depth: int = 3
     lr: float = 1e-3  # FFN
 
+    def validate(self) -> None:
+        super().validate()
+        require(self.num_frequencies >= 1, "num_frequencies", "at least 1")
+        require(0 <= self.max_log2 <= 24, "max_log2", "in [0, 24] (2^24 periods per image is far past any pixel grid)")
+        require(self.width >= 1, "width", "at least 1")
+        require(self.depth >= 0, "depth", "at least 0 (hidden layers)")
 
-@register("positional", PositionalConfig)
+
+@register(
+    "positional", PositionalConfig,
+    source="Tancik et al. 2020 (FFN): positional encoding 2^linspace(0, s, 128) - 1 per axis, s = 6 natural / 5 text",
+    # the encoding sets the first layer's fan-in, so it shrinks with the width
+    knob=SizeKnob("width", 2, 512, follow=lambda w: {"num_frequencies": max(w // 4, 1)}),
+    # tiny: a 32^2 training grid resolves at most 16 periods, hence s = 4
+    sizes={"tiny": {"width": 32, "depth": 2, "num_frequencies": 16, "max_log2": 4.0},
+           "standard": {"width": 128, "depth": 3}},
+    search={"lr": (3e-4, 1e-3, 3e-3, 1e-2), "max_log2": (4.0, 5.0, 6.0)},  # FFN tuned s in {5, 6}
+    batchable=True,
+)
 def positional(config: PositionalConfig, out_features: int):
     """Positional encoding 2^linspace(0, s, n) - 1 per axis + ReLU MLP (FFN)."""
     encoding = PositionalEncoding(2, config.num_frequencies, config.max_log2)

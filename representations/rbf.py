@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .registry import RepresentationConfig, register
+from .registry import RepresentationConfig, SizeKnob, register, require
 
 
 def _inverse_softplus(y: float) -> float:
@@ -47,6 +47,12 @@ class RBFConfig(RepresentationConfig):
     # Not in the source. One Adam step moves the field by ~2π r² lr (the overlapping neighbours move together),
     # 0.15 here; at 0.7 spacings lr 0.02-0.1 end within 0.05 dB, and 0.05 reaches the plateau by ~100 steps.
     lr: float = 0.05
+
+    def validate(self) -> None:
+        super().validate()
+        require(1 <= self.grid <= 8192, "grid", "in 1..8192 centres per axis")
+        require(0 < self.width_in_spacings <= 1e3, "width_in_spacings", "in (0, 1000]")
+        require(0 < self.amplitude <= 1e6, "amplitude", "in (0, 1e6] (it is stored through softplus)")
 
 
 class RBFBasis(nn.Module):
@@ -93,7 +99,15 @@ class RBFField(nn.Module):
         return (along_x * fy[:, :, None]).sum(1)  # a broadcast sum: faster here than einsum's N tiny bmms
 
 
-@register("rbf", RBFConfig)
+@register(
+    "rbf", RBFConfig,
+    source="FOKR's basis (Iwayama et al. 2022): Gaussian RBFs on a regular grid; single-image width and lr measured "
+    "here (see RBFConfig)",
+    knob=SizeKnob("grid", 2, 512),
+    sizes={"tiny": {"grid": 12}, "standard": {}},
+    search={"lr": (0.01, 0.03, 0.1, 0.3), "width_in_spacings": (0.5, 0.7, 1.0)},
+    batchable=True,
+)
 def rbf(config: RBFConfig, out_features: int):
     """G x G Gaussian RBF basis (FOKR's Φ) with learned coefficients β."""
     return RBFField(config, out_features)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .registry import RepresentationConfig, register
+from .registry import RepresentationConfig, SizeKnob, register, require
 
 
 @dataclass
@@ -17,6 +17,12 @@ class SirenConfig(RepresentationConfig):
     depth: int = 4  # sine layers: the first plus `hidden_layers=3` of the reference code
     omega_0: float = 30.0  # in every sine layer
     lr: float = 1e-4  # paper's image fit
+
+    def validate(self) -> None:
+        super().validate()
+        require(self.width >= 1, "width", "at least 1")
+        require(self.depth >= 1, "depth", "at least 1 (sine layers)")
+        require(0 < self.omega_0 <= 1e4, "omega_0", "in (0, 1e4]")
 
 
 class SineLayer(nn.Linear):
@@ -52,7 +58,15 @@ class Siren(nn.Module):
         return self.head(self.body(2 * coords - 1))  # SIREN works on [-1, 1]
 
 
-@register("siren", SirenConfig)
+@register(
+    "siren", SirenConfig,
+    source="Sitzmann et al. 2020 (SIREN): omega_0 = 30, 3 hidden x 256 (4 sine layers), Adam lr 1e-4, image fit",
+    knob=SizeKnob("width", 2, 512),
+    # tiny: 1e-4 is the paper's rate for 10k+ steps; the tiny presets run 100-300
+    sizes={"tiny": {"width": 32, "depth": 2, "lr": 1e-3}, "standard": {"width": 128, "depth": 3}},
+    search={"lr": (1e-4, 3e-4, 1e-3, 3e-3), "omega_0": (15.0, 30.0, 60.0)},
+    batchable=True,
+)
 def siren(config: SirenConfig, out_features: int):
     """SIREN, omega_0 = 30, paper initialisation, linear output."""
     return Siren(config, out_features)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from fitbench.suites.ci import DEFAULT_THRESHOLDS, Threshold, ThresholdFile, compare, configuration
+from fitbench.suites.ci import DEFAULT_THRESHOLDS, Threshold, ThresholdFile, compare, configuration, settings_of
 
 NARROW = ["--suite", "ci", "--reps", "relu_mlp", "--max-images", "1"]  # one fit: the check's logic, not its size
 
@@ -37,12 +37,20 @@ def test_update_then_pass_then_fail_when_a_threshold_is_out_of_reach(run_cli, tm
 
 def test_a_threshold_whose_representation_is_gone_is_a_regression():
     gone = Threshold("fitting", "removed_rep", "camera", "psnr_test", "min", 20.0, 20.5, 0.5)
-    kept = Threshold("fitting", "relu_mlp", "camera", "psnr_test", "min", 20.0, 20.5, 0.5)
+    kept = Threshold("fitting", "relu_mlp", "camera", "psnr_test", "min", 20.0, 20.5, 0.5, settings_of("relu_mlp"))
     measured = {("fitting", "relu_mlp", "camera", "psnr_test"): 21.0,
                 ("fitting", "siren", "camera", "psnr_test"): 25.0}
     rows, regressions = compare([gone, kept], measured, {("relu_mlp", "camera"), ("siren", "camera")})
     assert regressions == ["fitting/removed_rep/camera/psnr_test: no result, threshold >= 20.00"]
     assert [row[-1] for row in rows] == ["ok", "NOT MEASURED", "new (no threshold; --update-thresholds adds it)"]
+
+
+def test_a_threshold_measured_with_other_settings_asks_for_new_thresholds():
+    measured = {("fitting", "relu_mlp", "camera", "psnr_test"): 30.0}
+    older = Threshold("fitting", "relu_mlp", "camera", "psnr_test", "min", 20.0, 20.5, 0.5,
+                      {**settings_of("relu_mlp"), "width": 7})
+    rows, regressions = compare([older], measured, {("relu_mlp", "camera")})
+    assert rows[0][-1] == "SETTINGS CHANGED" and "rerun with --update-thresholds" in regressions[0]
 
 
 def test_max_thresholds_bound_from_above():

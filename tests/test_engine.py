@@ -66,3 +66,113 @@ def test_bf16_fit_tracks_fp32_and_records_timings():
 def test_measured_peak_is_cached_per_process():
     first = matmul_peak("cpu", "fp32", size=128, repeats=2)
     assert first.gflops > 0 and matmul_peak("cpu", "fp32", size=128, repeats=2) is first
+
+
+# ----------------------------------------------------------------------------------- budgets, schedules, curves
+import math  # noqa: E402
+
+import pytest  # noqa: E402
+
+from fitbench.engine import EVAL_STEPS, BestWeights, pixel_sampler, train  # noqa: E402
+
+
+def _tiny_fit(**settings):
+    y, x = np.mgrid[0:16, 0:16] / 16
+    image = np.stack([np.sin(3 * x), np.cos(2 * y), x * y], -1).astype(np.float32) * 0.5 + 0.25  # learnable
+    torch.manual_seed(0)
+    model = R.build("relu_mlp", width=16, depth=2)
+    return fit_image(model, image, make_split("alternate", 16, 16), FitConfig(lr=1e-2, **settings))
+
+
+@pytest.mark.parametrize("schedule, halfway, end", [("constant", 1.0, 1.0), ("cosine", 0.55, 0.1),
+                                                    ("exponential", math.sqrt(0.1), 0.1)])
+def test_learning_rate_schedules(schedule, halfway, end):
+    config = FitConfig(steps=10, lr=2.0, schedule=schedule, lr_final=0.1)
+    assert config.learning_rate(0.0) == pytest.approx(2.0)
+    assert config.learning_rate(0.5) == pytest.approx(2.0 * halfway)
+    assert config.learning_rate(1.0) == pytest.approx(2.0 * end)
+
+
+def test_the_schedule_reaches_the_optimiser():
+    seen = []
+    weight = torch.nn.Parameter(torch.zeros(1))
+    config = FitConfig(steps=4, lr=1.0, schedule="exponential", lr_final=0.01, log_every=1)
+
+    class Spy(torch.optim.Adam):
+        def step(self, closure=None):
+            seen.append(self.param_groups[0]["lr"])
+            return super().step(closure)
+
+    original, torch.optim.Adam = torch.optim.Adam, Spy
+    try:
+        train(lambda: (weight - 1).square(), [weight], 1, config)
+    finally:
+        torch.optim.Adam = original
+    assert seen == pytest.approx([0.01 ** (s / 4) for s in range(4)])
+
+
+def test_a_flop_budget_caps_the_steps():
+    unbounded = _tiny_fit(steps=50, curve=False)
+    capped = _tiny_fit(steps=50, flops=unbounded.flops_per_step * 7.5, curve=False)
+    assert unbounded.steps_done == 50 and capped.steps_done == 7
+
+
+def test_a_time_budget_stops_the_fit_early():
+    outcome = _tiny_fit(steps=10**6, seconds=0.3, log_every=5, curve=False)
+    assert 5 <= outcome.steps_done < 10**6 and outcome.seconds < 5
+
+
+def test_the_eval_curve_is_at_log_spaced_steps_and_off_the_clock():
+    outcome = _tiny_fit(steps=30)
+    curve = outcome.curve["eval"]
+    assert curve["step"] == [s for s in EVAL_STEPS if s <= 30] + [30]
+    assert curve["seconds"] == sorted(curve["seconds"]) and curve["seconds"][-1] <= outcome.seconds + 1e-6
+    assert curve["psnr_test"][-1] > curve["psnr_test"][0]
+
+
+def test_keep_best_ends_with_the_weights_of_the_lowest_loss():
+    def fit(keep_best: bool) -> tuple[float, float]:
+        weight = torch.nn.Parameter(torch.tensor([0.0]))
+        config = FitConfig(steps=20, lr=0.9, keep_best=keep_best, log_every=1, curve=False)  # lr 0.9 oscillates
+        log = train(lambda: (weight - 1).square(), [weight], 1, config)
+        return float((weight.detach() - 1).square()), min(log.curves[0]["loss"])
+
+    last, lowest = fit(keep_best=False)
+    kept, lowest_seen = fit(keep_best=True)
+    assert lowest_seen == lowest  # keeping the best does not change the trajectory
+    assert lowest < last / 10  # the last weights are far from the best seen ...
+    assert kept == pytest.approx(lowest, rel=1e-6)  # ... and keep_best ends on the best
+
+
+def test_keep_best_handles_stacked_models_each_on_its_own():
+    weights = torch.nn.Parameter(torch.tensor([[0.0], [10.0]]))
+    best = BestWeights([weights], 2)
+    best.offer(torch.tensor([1.0, 5.0]))
+    with torch.no_grad():
+        weights += 1
+    best.offer(torch.tensor([2.0, 4.0]))  # model 0 got worse, model 1 better
+    with torch.no_grad():
+        weights += 1
+    best.restore(torch.tensor([3.0, float("nan")]))
+    assert weights.flatten().tolist() == [0.0, 11.0]
+
+
+def test_pixel_subsets_cover_every_pixel_once_per_pass():
+    pick = pixel_sampler(10, 3, torch.device("cpu"))
+    first_pass = torch.cat([pick() for _ in range(3)])
+    assert len(set(first_pass.tolist())) == 9  # without replacement within a pass
+    assert pixel_sampler(10, None, torch.device("cpu"))() is None
+
+
+def test_a_fit_on_pixel_subsets_counts_the_flops_of_the_subset():
+    outcome = _tiny_fit(steps=20, pixels_per_step=16, curve=False)
+    full = _tiny_fit(steps=20, curve=False)
+    assert outcome.flops_per_step * 4 == full.flops_per_step  # 64 training pixels, 16 per step
+    assert outcome.curve["loss"] != full.curve["loss"]
+
+
+@pytest.mark.parametrize("settings, message", [({"schedule": "linear"}, "unknown schedule"),
+                                               ({"seconds": 0}, "seconds budget must be positive")])
+def test_bad_fit_settings_are_one_line(settings, message):
+    with pytest.raises(ValueError, match=message):
+        FitConfig(steps=1, lr=1, **settings)

@@ -34,20 +34,11 @@ from .fitting import load_preset_images, plan_fits
 REPOSITORY = Path(__file__).resolve().parents[2]
 DEFAULT_THRESHOLDS = REPOSITORY / "results" / "reference" / "ci_thresholds.json"
 
-# Tiny networks at 64^2 for 300 steps: about 1 s a fit on one core. The settings are the check's own (not
-# borrowed from the smoke preset) so that editing another preset never invalidates the thresholds. A few
-# defaults are retuned for the 32^2 training grid (frequencies below its Nyquist limit, a learning rate that
-# converges in 300 steps) so each threshold guards a real fit; a representation not named here runs with its
-# own defaults.
+# Tiny networks at 64^2 for 300 steps: about 1 s a fit on one core. Each representation's "tiny" size class
+# (declared in its own file) sets its networks, so a new representation is checked with no edit here; the
+# thresholds file records the resolved settings, so changing a size class asks for new thresholds.
 CI_PRESET = Preset("ci", "the CI regression check's fixed configuration", size=64, steps=300, seeds=1,
-                   image_set="builtin", max_images=2, overrides={
-                       "relu_mlp": {"width": 32, "depth": 2},
-                       "positional": {"width": 32, "depth": 2, "num_frequencies": 16, "max_log2": 4.0},
-                       "fourier_features": {"width": 32, "depth": 2, "num_features": 16, "sigma": 3.0},
-                       "siren": {"width": 32, "depth": 2, "lr": 1e-3},
-                       "rbf": {"grid": 12},
-                       "fnet": {"width": 4, "depth": 3},
-                   })
+                   image_set="builtin", max_images=2, size_class="tiny")
 PROTOCOL = "alternate"
 
 
@@ -78,6 +69,7 @@ class Threshold:
     threshold: float
     measured: float  # the value the threshold was derived from
     margin: float
+    settings: dict = dataclasses.field(default_factory=dict)  # the representation's settings it was measured with
 
     @property
     def name(self) -> str:
@@ -143,8 +135,14 @@ def add_arguments(group) -> None:
 
 
 def configuration() -> dict:
-    """What the thresholds were measured with; a file measured another way must be rewritten, not compared."""
+    """What the thresholds were measured with; a file measured another way must be rewritten, not compared.
+    (Each threshold also keeps its representation's resolved settings: see `compare`.)"""
     return {"preset": dataclasses.asdict(CI_PRESET), "protocol": PROTOCOL, "threads": 1}
+
+
+def settings_of(representation: str) -> dict:
+    """The settings the check fits `representation` with ({} for the interpolation references)."""
+    return {} if representation in INTERPOLATIONS else CI_PRESET.overrides_for(representation)
 
 
 def code_fingerprint() -> str:
@@ -182,7 +180,7 @@ def updated_thresholds(old: list[Threshold], measured: dict) -> list[Threshold]:
         check = checks[(suite, metric)]
         fresh[(suite, representation, image, metric)] = Threshold(
             suite, representation, image, metric, check.bound, check.threshold_for(value), round(value, 3),
-            check.margin)
+            check.margin, settings_of(representation))
     kept = [t for t in old if (t.suite, t.representation, t.image, t.metric) not in fresh]
     return kept + list(fresh.values())
 
@@ -198,7 +196,11 @@ def compare(thresholds: list[Threshold], measured: dict, planned: set[tuple[str,
             continue  # narrowed away by --reps or --max-images
         value = measured.get(identity)
         status = "ok" if t.passes(value) else ("NOT MEASURED" if identity not in measured else "REGRESSION")
-        if status != "ok":
+        if t.representation in known and t.settings != settings_of(t.representation):
+            status = "SETTINGS CHANGED"
+            regressions.append(f"{t.name}: measured with other settings than {t.representation}'s tiny size class "
+                               "now gives; rerun with --update-thresholds")
+        elif status != "ok":
             got = "no result" if value is None else f"{value:.2f}"
             regressions.append(f"{t.name}: {got}, threshold {'>=' if t.bound == 'min' else '<='} {t.threshold:.2f}")
         rows.append([t.suite, t.representation, t.image, t.metric, value, t.threshold, t.measured, status])

@@ -35,9 +35,14 @@ def add_arguments(group) -> None:
 
 
 def selected_representations(options: SuiteOptions) -> list[str]:
+    """--reps (default: every registered representation), each checked, and --set checked against them."""
     names = options.representations or representations.list_representations()
-    for name in names:
+    for name in [*names, *options.settings]:
         representations.get_entry(name)  # raises with the valid names
+    for name, settings in options.settings.items():
+        if "seed" in settings:
+            raise ValueError(f"--set {name}.seed: a fit's seed comes from --seeds (seeds 0..N-1), not --set")
+        representations.make_config(name, **settings)  # type and range, before any fit starts
     return names
 
 

@@ -30,7 +30,7 @@ from ..engine import FitConfig, fit_image, reconstruct, resolve_device, train, t
 from ..flops import training_step_flops
 from ..hardware import matmul_peak
 from ..options import SuiteOptions
-from ..presets import Preset, get_preset, mlp_family
+from ..presets import Preset, get_preset
 from ..protocol import coordinate_grid, make_split
 from .fitting import load_preset_images
 from . import register_suite
@@ -51,12 +51,11 @@ class SpeedPreset(Preset):
 
 SPEED_PRESETS = {p.name: p for p in [
     SpeedPreset("smoke", "CI: tiny images and networks, seconds", size=32, steps=20, seeds=1, image_set="builtin",
-                max_images=1, overrides={**mlp_family(width=16, depth=2), "siren": {"width": 16, "depth": 2},
-                                           "fourier_features": {"width": 16, "depth": 2, "num_features": 16}},
+                max_images=1, size_class="tiny",
                 reference_seconds=1.0, eval_every=5, target_psnr=8.0, batch_images=3, batch_size=16, batch_steps=5),
     SpeedPreset("standard", "the issue's size: 512^2 image (65,536 training pixels), width 256, depth 3",
                 size=512, steps=100, seeds=1, image_set="builtin", max_images=1,
-                overrides={**mlp_family(width=256, depth=3), "siren": {"width": 256, "depth": 3, "lr": 1e-4}},
+                overrides={"siren": {"depth": 3}},  # the others' defaults are 3 hidden x 256 already
                 reference_seconds=60.0,
                 eval_every=10, target_psnr=20.0),
 ]}
