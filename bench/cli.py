@@ -30,6 +30,10 @@ def build_parser(suites) -> argparse.ArgumentParser:
     parser.add_argument("--suite", choices=list(suites), help="which suite to run: " +
                         "; ".join(f"{s.name}: {s.help}" for s in suites.values()))
     parser.add_argument("--list", action="store_true", help="list representations, image sets, presets and suites")
+    parser.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="FILE_OR_MODULE",
+                        help="load representations from a .py file or an importable module before anything else "
+                        "(repeatable); installed packages can register theirs with a `fitbench.representations` "
+                        "entry point instead")
     parser.add_argument("--preset", default="standard",
                         help="problem size, defined by each suite: smoke (seconds, for CI), standard (the default), "
                         "paper (the sources' settings, GPU-scale); --list shows the fitting presets, docs/ the others'")
@@ -86,7 +90,7 @@ def options_from(args: argparse.Namespace) -> SuiteOptions:
         images=args.images, steps=positive("steps", args.steps), seeds=positive("seeds", args.seeds),
         size=positive("size", args.size), max_images=positive("max-images", args.max_images), device=args.device,
         out=args.out, data_root=args.data_root, fresh=args.fresh, wandb=args.wandb, wandb_project=args.wandb_project,
-        wandb_entity=args.wandb_entity, settings=parse_settings(args.settings), args=args,
+        wandb_entity=args.wandb_entity, settings=parse_settings(args.settings), plugins=list(args.plugins), args=args,
     )
 
 
@@ -122,6 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     suites = load_suites()
     parser = build_parser(suites)
     args = parser.parse_args(argv)
+    try:
+        for plugin in args.plugins:
+            representations.load_plugin(plugin)
+    except representations.PluginError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if args.list:
         print_listing(suites)
         return 0

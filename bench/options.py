@@ -26,6 +26,7 @@ class SuiteOptions:
     wandb_project: str | None = None  # None: $WANDB_PROJECT or "fitbench"
     wandb_entity: str | None = None  # None: $WANDB_ENTITY or the account's default
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # --set rep.field=value
+    plugins: list[str] = field(default_factory=list)  # --plugin: files or modules that register representations
     args: argparse.Namespace = field(default_factory=argparse.Namespace)  # suite-specific flags
 
     def suite_dir(self, name: str | None = None) -> Path:

@@ -22,11 +22,13 @@ class Preset:
     image_set: str
     max_images: int | None = None
     size_class: str | None = None  # each representation's declared sizes for this class; None: its defaults
+    # Settings every representation has (RepresentationConfig's: schedule, lr_final, ...) set for all of them.
+    common: Mapping[str, Any] = field(default_factory=dict)
     # Config overrides per representation on top of the size class (for a suite's own fixed configuration).
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def overrides_for(self, representation: str) -> dict[str, Any]:
-        return {**representations.sized_overrides(representation, self.size_class),
+        return {**self.common, **representations.sized_overrides(representation, self.size_class),
                 **self.overrides.get(representation, {})}
 
 
