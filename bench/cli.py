@@ -11,8 +11,10 @@ from fitbench import representations
 from fitbench.datasets import IMAGE_SETS, DatasetError
 
 from . import tracking
+from .lock import FolderBusyError, FolderLock
 from .options import SuiteOptions
 from .presets import FITTING_PRESETS, UnknownPresetError
+from .provenance import Provenance
 from .suites import load_suites
 
 
@@ -109,17 +111,22 @@ def print_listing(suites) -> None:
         print(f"  {suite.name:12s} {suite.help}")
 
 
-def run_tracked(suite, options: SuiteOptions) -> int:
-    """Run a suite with the invocation's tracker active, then log the suite folder's figures and records."""
-    tracker = tracking.make_tracker(options.wandb, suite.name, options.out, options.wandb_project,
-                                    options.wandb_entity)
-    exit_code = 1  # what the tracker reports if the suite raises
-    try:
-        with tracking.activate(tracker):
-            exit_code = suite.run(options)
-        return exit_code
-    finally:
-        tracker.finish_suite(options.suite_dir(), exit_code)
+def run_tracked(suite, options: SuiteOptions, argv: list[str] | None = None) -> int:
+    """Run a suite as the one writer of its folder, with its provenance recorded and the invocation's tracker
+    active; then log the suite folder's figures and records."""
+    with FolderLock(options.suite_dir()):
+        provenance = Provenance(options.suite_dir(), suite.name, options.preset, options.device,
+                                None if argv is None else ["run_bench.py", *map(str, argv)])
+        tracker = tracking.make_tracker(options.wandb, suite.name, options.out, options.wandb_project,
+                                        options.wandb_entity)
+        exit_code = 1  # what the tracker and the provenance report if the suite raises
+        try:
+            with tracking.activate(tracker):
+                exit_code = suite.run(options)
+            return exit_code
+        finally:
+            provenance.close(exit_code)
+            tracker.finish_suite(options.suite_dir(), exit_code)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,8 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("choose a suite with --suite (" + ", ".join(suites) + "), or --list")
     try:
         options = options_from(args)
-        return run_tracked(suites[args.suite], options)
-    except (DatasetError, UnknownPresetError, representations.UnknownRepresentationError, ValueError) as error:
+        return run_tracked(suites[args.suite], options, argv)
+    except (DatasetError, UnknownPresetError, representations.UnknownRepresentationError, ValueError,
+            FolderBusyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

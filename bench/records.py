@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,16 +73,16 @@ class RecordLog:
         self.path = Path(path)
 
     def read(self) -> list[dict]:
-        """All records, the last one per key winning; a line cut short by a kill is ignored."""
+        """All records, the last one per key winning; a malformed line is skipped with one warning naming it."""
         if not self.path.exists():
             return []
         latest: dict[str, dict] = {}
-        for line in self.path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
+        for number, record in self._lines():
+            if record is None:
+                _warn_once(f"warning: {self.path} line {number} is not a JSON record; ignored (the next run of "
+                           "this suite moves it aside)")
                 continue
-            latest[record.get("key") or str(len(latest))] = record
+            latest[record.get("key") or f"line {number}"] = record
         return list(latest.values())
 
     def finished_keys(self) -> set[str]:
@@ -90,11 +91,48 @@ class RecordLog:
     def append(self, record: Any) -> None:
         row = dataclasses.asdict(record) if dataclasses.is_dataclass(record) else dict(record)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._terminate_partial_line()
         with self.path.open("a") as f:
             f.write(json.dumps(row, allow_nan=True) + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+    def repair(self) -> str | None:
+        """Before a run appends: make the file valid JSON lines again, keeping every good record.
+
+        A kill in the middle of an append leaves a torn last line; an edit by hand can leave anything. Bad lines
+        are moved to a side file (never deleted) and the file is rewritten atomically. Returns what was done.
+        """
+        if not self.path.exists():
+            return None
+        text = self.path.read_bytes()
+        lines = list(self._lines(text))
+        bad = [number for number, record in lines if record is None]
+        torn = bool(text) and not text.endswith(b"\n")
+        if not bad and not torn:
+            return None
+        raw = text.decode("utf-8", errors="replace").split("\n")
+        good = [raw[number - 1] for number, record in lines if record is not None]
+        side = self.path.with_name(f"{self.path.name}.malformed-{time.strftime('%Y%m%d-%H%M%S')}")
+        side.write_text("".join(f"line {n}: {raw[n - 1]}\n" for n in bad))
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        temporary.write_text("".join(line + "\n" for line in good))
+        with temporary.open("rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(temporary, self.path)
+        torn_note = ", the last one torn by an interrupted write" if torn else ""
+        return f"{self.path}: moved {len(bad)} malformed line(s){torn_note} to {side.name}; {len(good)} record(s) kept"
+
+    def _lines(self, text: bytes | None = None):
+        """(line number, record or None if the line is not a JSON object), for every non-empty line."""
+        text = self.path.read_bytes() if text is None else text
+        for number, line in enumerate(text.decode("utf-8", errors="replace").split("\n"), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                record = None
+            yield number, record if isinstance(record, dict) else None
 
     def set_aside(self) -> Path | None:
         """For --fresh: move the log away (never delete results) and return where it went."""
@@ -104,15 +142,14 @@ class RecordLog:
         self.path.rename(backup)
         return backup
 
-    def _terminate_partial_line(self) -> None:
-        # A kill mid-write can leave a line without its newline; start the next record on a fresh line.
-        if self.path.exists() and self.path.stat().st_size:
-            with self.path.open("rb") as f:
-                f.seek(-1, os.SEEK_END)
-                last = f.read(1)
-            if last != b"\n":
-                with self.path.open("a") as f:
-                    f.write("\n")
+
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _WARNED:
+        _WARNED.add(message)
+        print(message, file=sys.stderr)
 
 
 def records_of(rows: Iterable[dict], keys: set[str]) -> list[dict]:

@@ -5,8 +5,8 @@ How runs map to W&B runs (docs/tracking.md says why): one W&B run per record (on
 config, its per-step loss/PSNR curve and its final metrics; plus one `<suite> summary` run per invocation in the
 same group, holding the suite's figures (grids, rd.png, samples) as images and its records as `wandb.Table`s.
 
-Suites need no tracking code: the CLI activates a tracker for the invocation, `execute_pending` reports each run
-to `active()`, and the CLI logs the suite folder's figures and records when the suite returns.
+Suites need no tracking code: the CLI activates a tracker for the invocation, `execute_pending` reports each
+finished record to `active()`, and the CLI logs the suite folder's figures and records when the suite returns.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import json
 import netrc
 import os
 import secrets
+import socket
 import sys
 import time
 from pathlib import Path
@@ -31,11 +32,7 @@ SKIP_IMAGE_FOLDERS = {"reconstructions"}  # per-run PNGs: logged with their run,
 
 
 class Tracker(Protocol):
-    def start_run(self, label: str, key: str) -> None: ...
-
-    def log_step(self, step: int, loss: float) -> None: ...
-
-    def finish_run(self, record: Any, folder: Path) -> None: ...
+    def log_run(self, label: str, record: Any, folder: Path) -> None: ...
 
     def finish_suite(self, folder: Path, exit_code: int) -> None: ...
 
@@ -43,13 +40,7 @@ class Tracker(Protocol):
 class NullTracker:
     """The default: tracking off."""
 
-    def start_run(self, label: str, key: str) -> None:
-        pass
-
-    def log_step(self, step: int, loss: float) -> None:
-        pass
-
-    def finish_run(self, record: Any, folder: Path) -> None:
+    def log_run(self, label: str, record: Any, folder: Path) -> None:
         pass
 
     def finish_suite(self, folder: Path, exit_code: int) -> None:
@@ -93,20 +84,20 @@ class WandbTracker:
         self.wandb, self.settings, self.run, self.failed = wandb, settings, None, False
 
     # --- one W&B run per record -------------------------------------------------------------------------
-    def start_run(self, label: str, key: str) -> None:
-        self._init(name=label, config={"key": key})
+    def log_run(self, label: str, record: Any, folder: Path) -> None:
+        """One W&B run holding a finished record: its settings, its own curves, its numbers, its image.
 
-    def log_step(self, step: int, loss: float) -> None:
-        # For suites whose loss is the pixel MSE (fitting, compression) this is the training PSNR.
-        self._guard(lambda: self.run and self.run.log({"train/loss": loss, "train/psnr": psnr_from_mse(loss)},
-                                                       step=step))
-
-    def finish_run(self, record: Any, folder: Path) -> None:
+        The curves come from the record rather than being streamed while the fit runs, so a fit from a batched
+        group, or from a worker process, is logged with exactly its own curve.
+        """
         row = dataclasses.asdict(record) if dataclasses.is_dataclass(record) else dict(record)
+        self._init(name=label, config={"key": row.get("key")})
 
         def log() -> None:
             if not self.run:
                 return
+            for step, values in sorted(curve_history(row).items()):
+                self.run.log(values, step=step)
             config, metrics = split_record(row)
             self.run.config.update(config, allow_val_change=True)
             self.run.summary.update(metrics)
@@ -168,6 +159,23 @@ class WandbTracker:
                   "results are still written to the output folder", file=sys.stderr)
 
 
+def curve_history(row: dict) -> dict[int, dict[str, float]]:
+    """step -> values to log, from a record's curve: the training loss, the training PSNR where the loss is the
+    pixel MSE (fitting records, which carry `psnr_train`), and the held-out PSNR curve against training time."""
+    curve = row.get("curve") or {}
+    history: dict[int, dict[str, float]] = {}
+    pixel_mse = "psnr_train" in row
+    for step, loss in zip(curve.get("step", []), curve.get("loss", [])):
+        history.setdefault(step, {})["train/loss"] = loss
+        if pixel_mse:
+            history[step]["train/psnr"] = psnr_from_mse(loss)
+    evaluated = curve.get("eval") or {}
+    for step, seconds, psnr in zip(evaluated.get("step", []), evaluated.get("seconds", []),
+                                   evaluated.get("psnr_test", [])):
+        history.setdefault(step, {}).update({"test/psnr": psnr, "train/seconds": seconds})
+    return history
+
+
 def split_record(row: dict) -> tuple[dict, dict]:
     """A record's identity and settings (W&B config) and its numbers (W&B summary); curves are logged per step."""
     config, metrics = {}, {}
@@ -190,10 +198,25 @@ def records_table(wandb, rows: list[dict]):
     return wandb.Table(columns=columns, data=[[cell(row.get(name)) for name in columns] for row in rows])
 
 
+def server_url() -> str:
+    return os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")
+
+
+def server_reachable(url: str, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the W&B server opens within `timeout` seconds."""
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def has_api_key() -> bool:
     if os.environ.get("WANDB_API_KEY"):
         return True
-    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
+    host = urlparse(server_url()).hostname or "api.wandb.ai"
     try:
         return netrc.netrc().authenticators(host) is not None
     except (OSError, netrc.NetrcParseError):
@@ -214,6 +237,10 @@ def make_tracker(enabled: bool, suite: str, out: Path, project: str | None = Non
         if mode == "offline":
             print(f"W&B: no API key (WANDB_API_KEY or `wandb login`), logging offline under {out / 'wandb'}",
                   file=sys.stderr)
+    if mode == "online" and not server_reachable(server_url()):
+        mode = "offline"  # wandb itself would wait INIT_TIMEOUT_S per run before giving up
+        print(f"W&B: {server_url()} cannot be reached, logging offline under {out / 'wandb'} (sync later)",
+              file=sys.stderr)
     settings = WandbSettings(
         project=project or os.environ.get("WANDB_PROJECT") or "fitbench",
         entity=entity or os.environ.get("WANDB_ENTITY") or None, mode=mode, directory=out,

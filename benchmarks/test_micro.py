@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from fitbench import metrics, representations
+from fitbench.compression import bitstream, codecs, quantize
 
 BATCH = 4096  # coordinates per call: a 64^2 image, the CI preset's size
 REPRESENTATIONS = representations.list_representations()
@@ -50,10 +51,6 @@ def test_ssim_256(benchmark, image256):
     assert 0 < benchmark(metrics.ssim, image256, noisy) < 1
 
 
-# The codecs are benchmarked when fitbench.compression provides them.
-bitstream = pytest.importorskip("fitbench.compression.bitstream")
-codecs = pytest.importorskip("fitbench.compression.codecs")
-quantize = pytest.importorskip("fitbench.compression.quantize")
 
 
 @pytest.mark.parametrize("quantizer", ["q8", "fp16"])

@@ -53,11 +53,20 @@ def load_images(
     if spec == "kodak":
         return load_kodak(size, data_root, limit, allow_download)
     path = Path(spec).expanduser()
+    try:
+        path.stat()
+    except FileNotFoundError:
+        if os.sep in spec or spec.startswith((".", "~")) or Path(spec).suffix:
+            raise DatasetError(f"{spec}: no such folder or file; give an existing folder of images, one image "
+                               f"file, or one of the image sets {', '.join(IMAGE_SETS)}") from None
+        raise DatasetError(
+            f"unknown image set {spec!r}: use one of {', '.join(IMAGE_SETS)}, "
+            f"or the path of a folder of images (or of one image file)"
+        ) from None
+    except OSError as exc:  # a symlink loop, a permission problem, a name too long
+        raise DatasetError(f"{spec}: cannot be read ({exc.strerror or exc}); give a readable folder or file") from None
     if path.is_dir():
         return load_folder(path, size, limit)
     if path.is_file():
         return [load_image_file(path, size)]
-    raise DatasetError(
-        f"unknown image set {spec!r}: use one of {', '.join(IMAGE_SETS)}, "
-        f"or the path of a folder of PNG/JPEG images (or of one image file)"
-    )
+    raise DatasetError(f"{spec}: neither a folder nor a regular file; give a folder of images or one image file")

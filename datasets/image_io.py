@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
+import warnings
 import struct
 import zlib
 from collections.abc import Iterator
@@ -14,7 +16,7 @@ from PIL import ExifTags, Image, ImageFile, ImageOps
 
 from .sample import DatasetError, ImageSample
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")  # what Pillow decodes
 
 # Pillow reports a bad file through many unrelated exception types.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, Image.DecompressionBombError)
@@ -39,7 +41,12 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, tuple[str, ...]]:
     path = Path(path)
     notes: list[str] = []
     try:
-        with _truncated_files_refused(), Image.open(path) as image:
+        with _truncated_files_refused(), _bomb_warnings_caught() as caught, Image.open(path) as image:
+            if any(issubclass(w.category, Image.DecompressionBombWarning) for w in caught):
+                notes.append(f"large image ({image.width}x{image.height}, {image.width * image.height / 1e6:.0f} "
+                             "Mpixel): decoding it takes a while and much memory")
+            if getattr(image, "n_frames", 1) > 1:
+                notes.append(f"{image.n_frames} frames: the first one is used")
             if _colour_png_with_16_bits(image):
                 notes.append("16-bit colour PNG read at 8 bits per channel (Pillow cannot decode more)")
             image.load()
@@ -52,6 +59,8 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, tuple[str, ...]]:
             array, note = _to_array(image, path)
     except DatasetError:
         raise
+    except Image.DecompressionBombError as exc:
+        raise DatasetError(f"{path}: {one_line(exc)}; fitbench refuses images this large (downscale it first)") from None
     except _DECODE_ERRORS as exc:
         raise DatasetError(f"{path}: cannot be decoded as an image ({one_line(exc)}); remove or replace the file") from None
     if note:
@@ -92,26 +101,34 @@ def load_image_file(path: str | os.PathLike, size: int, name: str | None = None)
     return ImageSample(name or path.stem, square_resize(pixels, size, str(path)), str(path), notes)
 
 
-def list_images(folder: str | os.PathLike) -> list[Path]:
-    """The PNG/JPEG files of a folder (extensions in any case), sorted by name."""
+def list_images(folder: str | os.PathLike) -> tuple[list[Path], list[Path]]:
+    """The image files of a folder (extensions in any case) sorted by name, and the other files it skips."""
     folder = Path(folder)
-    files = sorted(
-        path
-        for path in folder.iterdir()
+    try:
         # Dot files are skipped: macOS leaves "._photo.png" sidecars next to real images.
-        if path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".") and path.is_file()
-    )
+        entries = sorted(path for path in folder.iterdir() if not path.name.startswith(".") and path.is_file())
+    except OSError as exc:
+        raise DatasetError(f"{folder}: cannot be listed ({one_line(exc)})") from None
+    files = [path for path in entries if path.suffix.lower() in IMAGE_EXTENSIONS]
     if not files:
         raise DatasetError(f"{folder}: no images found (accepted extensions: {', '.join(IMAGE_EXTENSIONS)}, any case)")
-    return files
+    return files, [path for path in entries if path not in files]
 
 
 def load_folder(folder: str | os.PathLike, size: int, limit: int | None = None) -> list[ImageSample]:
-    """Load the first ``limit`` images of a folder (all when None), named by file stem."""
-    files = list_images(folder)[:limit]
+    """Load the first ``limit`` images of a folder (all when None), named by file stem.
+
+    Files that are not images are skipped, and the first sample's notes say which."""
+    files, skipped = list_images(folder)
+    files = files[:limit]
     stems = [path.stem for path in files]
     # "a.png" next to "a.jpg" would give two records the same name; fall back to the full file name.
-    return [load_image_file(path, size, path.stem if stems.count(path.stem) == 1 else path.name) for path in files]
+    samples = [load_image_file(path, size, path.stem if stems.count(path.stem) == 1 else path.name) for path in files]
+    if skipped:
+        names = ", ".join(path.name for path in skipped[:5]) + (", ..." if len(skipped) > 5 else "")
+        note = f"skipped {len(skipped)} file(s) of {folder} that are not images ({names})"
+        samples[0] = dataclasses.replace(samples[0], notes=(*samples[0].notes, note))
+    return samples
 
 
 def _to_array(image: Image.Image, path: Path) -> tuple[np.ndarray, str | None]:
@@ -155,6 +172,14 @@ def _colour_png_with_16_bits(image: Image.Image) -> bool:
     """True for 16-bit RGB/RGBA/LA PNGs, which Pillow silently decodes at 8 bits; read before ``load()``."""
     rawmode = image.tile[0][3] if image.format == "PNG" and image.tile else None  # tile = (codec, box, offset, rawmode)
     return isinstance(rawmode, str) and rawmode.endswith(";16B") and not image.mode.startswith("I")
+
+
+@contextlib.contextmanager
+def _bomb_warnings_caught() -> Iterator[list]:
+    """Pillow's decompression-bomb warning caught into a list (reported as a one-line note, not a raw warning)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", Image.DecompressionBombWarning)
+        yield caught
 
 
 @contextlib.contextmanager

@@ -138,20 +138,14 @@ class RecordingTracker:
     def __init__(self):
         self.events = []
 
-    def start_run(self, label, key):
-        self.events.append(("start", key))
-
-    def log_step(self, step, loss):
-        self.events.append(("step", step, loss))
-
-    def finish_run(self, record, folder):
-        self.events.append(("finish", record["key"], folder))
+    def log_run(self, label, record, folder):
+        self.events.append(("run", label, record["key"], folder))
 
     def finish_suite(self, folder, exit_code):
         self.events.append(("suite", exit_code))
 
 
-def test_execute_pending_reports_every_new_run_to_the_active_tracker(tmp_path):
+def test_execute_pending_reports_every_new_record_to_the_active_tracker(tmp_path):
     def execute(run, on_step):
         for step in (10, 20):
             on_step(step, 1.0 / step)
@@ -162,9 +156,27 @@ def test_execute_pending_reports_every_new_run_to_the_active_tracker(tmp_path):
     tracker = RecordingTracker()
     with tracking.activate(tracker):
         execute_pending([ToyRun("done", "old"), ToyRun("a", "new")], log, execute)
-    assert tracker.events == [("start", "a"), ("step", 10, 0.1), ("step", 20, 0.05),
-                              ("finish", "a", tmp_path / "toy")]
+    assert tracker.events == [("run", "new", "a", tmp_path / "toy")]
     assert isinstance(tracking.active(), tracking.NullTracker)  # deactivated afterwards
+
+
+def test_each_record_is_logged_with_its_own_curve_and_psnr_only_for_pixel_losses():
+    fit = {"psnr_train": 20.0, "curve": {"step": [10, 20], "loss": [0.01, 0.001],
+                                         "eval": {"step": [1, 20], "seconds": [0.1, 2.0], "psnr_test": [10.0, 25.0]}}}
+    history = tracking.curve_history(fit)
+    assert history[10] == {"train/loss": 0.01, "train/psnr": pytest.approx(20.0)}
+    assert history[20] == {"train/loss": 0.001, "train/psnr": pytest.approx(30.0), "test/psnr": 25.0,
+                           "train/seconds": 2.0}
+    generative = {"fd": 12.0, "curve": {"step": [10], "loss": [250.0]}}  # a loss that is not a pixel MSE
+    assert tracking.curve_history(generative) == {10: {"train/loss": 250.0}}
+
+
+def test_an_unreachable_server_is_found_in_seconds_not_thirty(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # the discard port: nothing listens
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    tracker = tracking.make_tracker(True, "fitting", tmp_path)
+    assert tracker.settings.mode == "offline" and "cannot be reached" in capsys.readouterr().err
 
 
 def test_record_fields_split_into_config_and_metrics():

@@ -10,10 +10,11 @@ from fitbench import representations
 from fitbench.datasets import ImageSample, load_images
 
 from ..engine import PRECISIONS, resolve_device
-from ..executor import execute_pending
+from ..executor import execute_pending, report_failures
 from ..figures import load_png, reconstruction_grid, save_png
 from ..interpolation import INTERPOLATIONS
 from ..options import SuiteOptions
+from ..paths import inside, safe_name
 from ..presets import Preset, get_preset
 from ..protocol import PROTOCOLS
 from ..records import FitRecord, RecordLog, records_of
@@ -89,21 +90,29 @@ def run_fitting(options: SuiteOptions) -> int:
 
     def keep_reconstruction(run: FitRun, record: FitRecord, reconstruction) -> FitRecord:
         if reconstruction is not None:
-            relative = Path("reconstructions") / run.image_set / run.image.name / f"{run.representation}-{run.key}.png"
-            save_png(reconstruction, folder / relative)
+            relative = (Path("reconstructions") / safe_name(run.image_set) / safe_name(run.image.name)
+                        / f"{safe_name(run.representation)}-{run.key}.png")
+            save_png(reconstruction, inside(folder, relative))
             record = dataclasses.replace(record, reconstruction=str(relative))
         return record
 
     batch = getattr(options.args, "batch", "auto")
     batched = batch == "on" or (batch == "auto" and resolve_device(options.device).type == "cuda")
     execute = BatchedFits(runs, log) if batched else execute_fit
-    execute_pending(runs, log, execute, keep_reconstruction)
+    failed = execute_pending(runs, log, execute, keep_reconstruction)
     records = log.read()
     write_tables(records, folder)
     current = records_of(records, {run.key for run in runs})
+    write_images(images, image_set, folder)
     write_grids(current, images, folder)
     print_leaderboard(current, folder)
-    return 0
+    return report_failures(failed, lambda r: f"{r.representation} on {r.image}")
+
+
+def write_images(images: list[ImageSample], image_set: str, folder: Path) -> None:
+    """The ground truth each fit was scored against (cropped and resized), for reports: images/<set>/<image>.png."""
+    for image in images:
+        save_png(image.pixels, inside(folder, Path("images") / safe_name(image_set) / f"{safe_name(image.name)}.png"))
 
 
 def write_grids(records: list[dict], images: list[ImageSample], folder: Path) -> None:
@@ -115,7 +124,8 @@ def write_grids(records: list[dict], images: list[ImageSample], folder: Path) ->
                   for r in rows]
         if panels:
             title = f"{image.name} ({rows[0]['image_set']}, preset {rows[0]['preset']}, {rows[0]['protocol']})"
-            reconstruction_grid(image.pixels, panels, title, folder / "grids" / f"{rows[0]['image_set']}-{image.name}.png")
+            name = f"{safe_name(rows[0]['image_set'])}-{safe_name(image.name)}.png"
+            reconstruction_grid(image.pixels, panels, title, inside(folder, Path("grids") / name))
 
 
 def print_leaderboard(records: list[dict], folder: Path) -> None:
