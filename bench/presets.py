@@ -7,9 +7,12 @@ in its own registration what that class means for it, so no preset lists represe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping
 
 from fitbench import representations
+
+from .tuned import SHIPPED, TunedSettings, load_tuned, tuned_path
 
 
 @dataclass(frozen=True)
@@ -26,10 +29,25 @@ class Preset:
     common: Mapping[str, Any] = field(default_factory=dict)
     # Config overrides per representation on top of the size class (for a suite's own fixed configuration).
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # Settings chosen by `--suite tune` for this preset (bench/tuned.py): a file, read when it exists.
+    tuned: str | None = None
+
+    def tuned_settings(self) -> TunedSettings | None:
+        return load_tuned(Path(self.tuned)) if self.tuned else None
 
     def overrides_for(self, representation: str) -> dict[str, Any]:
+        """Common settings, then the size class, then tuned values, then the preset's own overrides."""
+        tuned = self.tuned_settings()
         return {**self.common, **representations.sized_overrides(representation, self.size_class),
-                **self.overrides.get(representation, {})}
+                **(tuned.chosen(representation) if tuned else {}), **self.overrides.get(representation, {})}
+
+    def settings_from(self, representation: str, image_set: str) -> str:
+        """Where a representation's tuned settings came from ("" where it runs on its source defaults), and a
+        warning when `image_set` is one they were tuned on: then the scores are not an independent evaluation."""
+        tuned = self.tuned_settings()
+        if not tuned or not tuned.chosen(representation):
+            return ""
+        return tuned.label + (" — TUNED ON THIS IMAGE SET" if image_set in tuned.tuning_images else "")
 
 
 class UnknownPresetError(ValueError):
@@ -48,8 +66,10 @@ FITTING_PRESETS: dict[str, Preset] = {
             "standard",
             "the default: every representation on the built-in images at 256^2 (128^2 training grid), "
             "laptop-sized networks (3x128 for the MLPs), 300 steps",
-            # 128^2 training grid: the FFN protocol at half the FFN resolution, to fit 2 CPU cores
-            size=256, steps=300, seeds=1, image_set="builtin", size_class="standard",
+            # 128^2 training grid: the FFN protocol at half the FFN resolution, to fit 2 CPU cores. Three seeds
+            # so that every mean has a confidence interval over images x seeds.
+            size=256, steps=300, seeds=3, image_set="builtin", size_class="standard",
+            tuned=str(tuned_path(SHIPPED, "standard")),
         ),
         Preset(
             "paper",

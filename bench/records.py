@@ -30,7 +30,7 @@ class FitRecord:
     protocol: str
     preset: str
     seed: int
-    steps: int
+    steps: int  # steps done (a budget in seconds or FLOPs, or divergence, can end a fit before max_steps)
     size: int
     params: int
     lr: float | None
@@ -51,6 +51,8 @@ class FitRecord:
     budget_seconds: float | None = None  # the fit's training-time budget, if it had one (steps is then a cap)
     budget_flops: float | None = None  # the fit's matmul-FLOP budget, if it had one
     pixels_per_step: int | None = None  # training pixels sampled per step (None: all, full batch)
+    max_steps: int = 0  # the step budget (the cap when the budget is in seconds or FLOPs)
+    settings_from: str = ""  # where the settings came from: a tuned-settings file, or "" for source defaults
     error: str | None = None
     device: str = "cpu"
     reconstruction: str | None = None  # PNG path relative to the suite folder

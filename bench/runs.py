@@ -40,6 +40,7 @@ class FitRun:
     budget_seconds: float | None = None  # training-time budget (FitConfig.seconds); steps is then a cap
     budget_flops: float | None = None  # matmul-FLOP budget (FitConfig.flops)
     pixels_per_step: int | None = None  # random training-pixel subset per step (FitConfig.pixels_per_step)
+    settings_from: str = ""  # where the overrides came from (a tuned-settings file), for the record
 
     @property
     def is_reference(self) -> bool:
@@ -110,6 +111,7 @@ def execute_fit(run: FitRun, on_step: Callable[[int, float], None] | None = None
         steps=0 if run.is_reference else run.steps, size=run.size, params=0, lr=None, config={}, status="error",
         device=run.device, key=run.key, precision=run.precision, budget_seconds=run.budget_seconds,
         budget_flops=run.budget_flops, pixels_per_step=run.pixels_per_step,
+        max_steps=0 if run.is_reference else run.steps, settings_from=run.settings_from,
     )
     pixels = run.image.pixels
     split = make_split(run.protocol, *pixels.shape[:2])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from fitbench import representations
@@ -22,6 +23,8 @@ from ..report import write_tables
 from ..runs import BatchedFits, FitRun, execute_fit
 from . import register_suite
 
+MAX_TIMED_STEPS = 10**7  # a time-budgeted fit's step cap when --steps does not set one
+
 
 def add_arguments(group) -> None:
     group.add_argument("--protocol", choices=PROTOCOLS, default="alternate",
@@ -33,6 +36,63 @@ def add_arguments(group) -> None:
     group.add_argument("--batch", choices=("auto", "on", "off"), default="auto",
                        help="fitting: fit the images and seeds of one representation as one batched computation; "
                        "auto = on CUDA only (on this 2-core CPU it was up to 2.3x slower than one by one at 256^2)")
+    group.add_argument("--budget-seconds", metavar="S[,S...]",
+                       help="fitting: bound each fit by training seconds instead of steps (evaluation excluded), "
+                       "e.g. 10,60 for one leaderboard per budget; --steps then only caps them")
+    group.add_argument("--budget-flops", type=float, metavar="F",
+                       help="fitting: bound each fit by matmul FLOPs (forward + backward, bench/flops.py)")
+    group.add_argument("--pixels-per-step", type=int, metavar="N",
+                       help="fitting: train on N random training pixels per step (a pass over a fixed-seed "
+                       "permutation, as the seed scripts' minibatches) instead of all of them")
+    group.add_argument("--params", type=int, metavar="N",
+                       help="fitting: size every representation by its size knob to about N trainable parameters, so "
+                       "the table compares representations rather than sizes (preset label gets @Nparams)")
+    group.add_argument("--tuned", metavar="FILE|none",
+                       help="fitting: tuned settings to use (default: the preset's file from --suite tune, "
+                       "results/reference/tuned/<preset>.json; none: each representation's source defaults)")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What bounds each fit besides the step count, from --budget-seconds, --budget-flops, --pixels-per-step."""
+
+    seconds: tuple[float | None, ...] = (None,)  # one set of runs per entry; None: the step budget
+    flops: float | None = None
+    pixels_per_step: int | None = None
+
+    @classmethod
+    def from_options(cls, options: SuiteOptions) -> "Budget":
+        args = options.args
+        text = getattr(args, "budget_seconds", None)
+        seconds = tuple(_positive_float(v, "--budget-seconds") for v in text.split(",")) if text else (None,)
+        flops = getattr(args, "budget_flops", None)
+        if flops is not None and not flops > 0:
+            raise ValueError(f"--budget-flops must be positive, got {flops}")
+        pixels = getattr(args, "pixels_per_step", None)
+        if pixels is not None and pixels < 1:
+            raise ValueError(f"--pixels-per-step must be at least 1, got {pixels}")
+        return cls(seconds, flops, pixels)
+
+
+def _positive_float(text: str, flag: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{flag}: {text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise ValueError(f"{flag}: budgets must be positive, got {text}")
+    return value
+
+
+def preset_for(options: SuiteOptions) -> Preset:
+    """The preset named by --preset, with --tuned's settings file in place of its own."""
+    preset = get_preset(options.preset)
+    tuned = getattr(options.args, "tuned", None)
+    if tuned is None:
+        return preset
+    if tuned != "none" and not Path(tuned).is_file():
+        raise ValueError(f"--tuned {tuned}: no such file; give a file written by --suite tune, or none")
+    return dataclasses.replace(preset, tuned=None if tuned == "none" else tuned)
 
 
 def selected_representations(options: SuiteOptions) -> list[str]:
@@ -59,28 +119,38 @@ def load_preset_images(options: SuiteOptions, preset: Preset) -> tuple[str, list
 
 def plan_fits(options: SuiteOptions, preset: Preset, image_set: str, images: list[ImageSample], protocol: str,
               with_references: bool = True) -> list[FitRun]:
-    """Every (image, representation, seed), plus the interpolation references under the alternate protocol."""
+    """Every (image, representation, budget, seed), plus the interpolation references under the alternate protocol."""
     device = str(resolve_device(options.device))
-    steps = options.steps or preset.steps
+    budget = Budget.from_options(options)
+    timed = budget.seconds != (None,)
+    steps = options.steps or (MAX_TIMED_STEPS if timed else preset.steps)
     precision, compile = getattr(options.args, "precision", "fp32"), getattr(options.args, "compile", False)
+    params = getattr(options.args, "params", None)
+    label = preset.name if params is None else f"{preset.name}@{params}params"
+    names = selected_representations(options)
     runs = []
     for image in images:
         if with_references and protocol == "alternate":
-            runs += [FitRun(name, image, image_set, protocol, preset.name, 0, 0) for name in INTERPOLATIONS]
-        for name in selected_representations(options):
-            overrides = preset.overrides_for(name)
-            overrides.update(options.settings.get(name, {}))
+            runs += [FitRun(name, image, image_set, protocol, label, 0, 0) for name in INTERPOLATIONS]
+        for name in names:
+            overrides = {**preset.overrides_for(name), **options.settings.get(name, {})}
+            if params is not None:
+                overrides = representations.knob_for_parameters(name, params, image.pixels.shape[2], overrides)
             representations.make_config(name, **overrides)  # fail on a bad --set before any fit starts
-            for seed in range(options.seeds or preset.seeds):
-                runs.append(FitRun(name, image, image_set, protocol, preset.name, seed, steps,
-                                   tuple(sorted(overrides.items())), device, precision, compile))
+            for seconds in budget.seconds:
+                for seed in range(options.seeds or preset.seeds):
+                    runs.append(FitRun(name, image, image_set, protocol, label, seed, steps,
+                                       tuple(sorted(overrides.items())), device, precision, compile,
+                                       budget_seconds=seconds, budget_flops=budget.flops,
+                                       pixels_per_step=budget.pixels_per_step,
+                                       settings_from=preset.settings_from(name, image_set)))
     return runs
 
 
 @register_suite("fitting", "fit each representation to each image (alternate-pixel protocol), score PSNR/SSIM",
                 add_arguments)
 def run_fitting(options: SuiteOptions) -> int:
-    preset = get_preset(options.preset)
+    preset = preset_for(options)
     image_set, images = load_preset_images(options, preset)
     runs = plan_fits(options, preset, image_set, images, getattr(options.args, "protocol", "alternate"))
     folder = options.suite_dir("fitting")

@@ -1,0 +1,72 @@
+"""Tuned settings: what `--suite tune` chose for a preset, on tuning images only, and where presets read it.
+
+`OUT/reference/tuned/<preset>.json` holds, per representation, the chosen values and every trial behind them,
+with the tuning images, the budget and the fitbench version and commit. The repository ships the files that
+`python run_bench.py --suite tune --preset NAME` wrote into `results/reference/tuned/` (the default --out), and
+a preset marked `tuned` reads its file from there; every record and leaderboard names the file and its digest.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+SHIPPED = REPOSITORY / "results" / "reference" / "tuned"
+
+
+def tuned_path(folder: Path, preset: str) -> Path:
+    return Path(folder) / f"{preset}.json"
+
+
+@dataclass(frozen=True)
+class TunedSettings:
+    path: Path
+    digest: str  # sha256 of the file, so a record names exactly which tuning it used
+    data: dict
+
+    @property
+    def label(self) -> str:
+        try:
+            shown = self.path.resolve().relative_to(REPOSITORY)
+        except ValueError:
+            shown = self.path
+        return f"tuned: {shown} ({self.digest[:8]})"
+
+    def chosen(self, representation: str) -> dict[str, Any]:
+        return dict(self.data.get("representations", {}).get(representation, {}).get("chosen", {}))
+
+    @property
+    def tuning_images(self) -> dict[str, list[str]]:
+        return self.data.get("tuning_images", {})
+
+
+@functools.cache
+def load_tuned(path: Path) -> TunedSettings | None:
+    """The tuned settings in `path`, or None when there is no such file; a broken file is one clear error."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    text = path.read_bytes()
+    try:
+        data = json.loads(text)
+        if not isinstance(data.get("representations"), dict):
+            raise ValueError("no 'representations' object")
+    except ValueError as error:
+        raise ValueError(f"tuned settings {path} are not valid ({error}); rerun `python run_bench.py --suite tune "
+                         f"--preset {path.stem}` or remove the file") from None
+    return TunedSettings(path, hashlib.sha256(text).hexdigest(), data)
+
+
+def save_tuned(path: Path, data: dict) -> None:
+    """Write atomically: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
+    os.replace(temporary, path)
+    load_tuned.cache_clear()
