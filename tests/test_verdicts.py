@@ -137,3 +137,20 @@ def test_a_time_budget_is_recorded_and_bounds_the_fit(run_cli, tmp_path):
            if '"relu_mlp"' in line][0]
     assert fit["budget_seconds"] == 0.5 and fit["seconds"] < 5 and fit["steps"] < fit["max_steps"]
     assert fit["curve"]["eval"]["seconds"][-1] <= fit["seconds"] + 1e-3  # (stored to 0.1 ms)
+
+
+def test_tuning_halves_the_trials_after_the_first_image_of_each_set(run_cli, tmp_path, monkeypatch):
+    from fitbench.suites import tune
+
+    tuning = smooth_images(tmp_path / "tuning", count=3)
+    monkeypatch.setitem(tune.TUNING_PLANS, "smoke", tune.TuningPlan(((str(tuning), 3),), trials=3, finalists=1))
+    code, _, _ = run_cli("--suite", "tune", "--preset", "smoke", "--reps", "rbf", "--steps", "10",
+                         "--out", tmp_path / "out")
+    assert code == 0
+    fits = [json.loads(line) for line in (tmp_path / "out" / "tune" / "runs.jsonl").read_text().splitlines()]
+    assert len(fits) == 3 + 2  # three trials on the first image, the one finalist on the two others
+    entry = json.loads((tmp_path / "out" / "reference" / "tuned" / "smoke.json").read_text())["representations"]["rbf"]
+    finalist = [t for t in entry["trials"] if t["images"] == 3]
+    assert len(finalist) == 1 and entry["chosen"] == finalist[0]["settings"]
+    first_round = {json.dumps(t["settings"]): t["score"] for t in entry["trials"]}
+    assert len(first_round) == 3

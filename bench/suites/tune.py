@@ -2,8 +2,9 @@
 
 For every representation, the search space it declares beside itself (registry `search`: the learning rate
 on a log grid and the one or two settings that matter most) is tried at the preset's budget, the same number
-of trials for each, on the tuning images — never on the images the preset evaluates on. The best mean test
-PSNR wins. Writes OUT/tune/runs.jsonl (every trial fit, resumable), OUT/tune/trials.csv and trials.png, and
+of trials for each, on the tuning images — never on the images the preset evaluates on: every trial on the
+first image of each tuning set, then the best few on the rest (successive halving). The best mean test PSNR
+over all tuning images wins. Writes OUT/tune/runs.jsonl (every trial fit, resumable), OUT/tune/trials.csv and trials.png, and
 OUT/reference/tuned/<preset>.json with the chosen values and their provenance, which the preset then reads
 (with the default --out, that is the shipped results/reference/tuned/<preset>.json).
 """
@@ -41,8 +42,12 @@ PROTOCOL = "alternate"
 
 @dataclass(frozen=True)
 class TuningPlan:
+    """Successive halving in two rounds: every trial on the first image of each tuning set, then the best
+    `finalists` of each representation on the rest; the best mean over all tuning images wins."""
+
     image_sets: tuple[tuple[str, int], ...]  # (image set, how many of its images), never one the preset evaluates
     trials: int = 12  # per representation, the same for every one
+    finalists: int = 4  # trials per representation that go on to the second round
 
 
 # The FFN paper's own tuning images (16 natural, 16 text) are what the standard preset is tuned on.
@@ -96,23 +101,33 @@ def run_tune(options: SuiteOptions) -> int:
     device = str(resolve_device(options.device))
     untuned = dataclasses.replace(preset, tuned=None)  # tuning starts from the source defaults and size class
     trial_of: dict[str, tuple[str, int]] = {}  # run key -> (representation, trial index)
-    runs = []
-    for name in names:
-        for index, trial in enumerate(grids[name]):
-            overrides = {**untuned.overrides_for(name), **options.settings.get(name, {}), **trial}
-            for image_set, images in sets:
-                for image in images:
-                    runs.append(FitRun(name, image, image_set, PROTOCOL, f"tune-{preset.name}", 0, steps,
-                                       tuple(sorted(overrides.items())), device))
-                    trial_of[runs[-1].key] = (name, index)
+
+    def runs_for(trials_of: dict[str, list[int]], round_images) -> list[FitRun]:
+        runs = []
+        for name, indices in trials_of.items():
+            for index in indices:
+                overrides = {**untuned.overrides_for(name), **options.settings.get(name, {}), **grids[name][index]}
+                for image_set, images in round_images:
+                    for image in images:
+                        runs.append(FitRun(name, image, image_set, PROTOCOL, f"tune-{preset.name}", 0, steps,
+                                           tuple(sorted(overrides.items())), device))
+                        trial_of[runs[-1].key] = (name, index)
+        return runs
+
     folder = options.suite_dir("tune")
     log = RecordLog(folder / "runs.jsonl")
     if options.fresh and (moved := log.set_aside()):
         print(f"--fresh: previous records moved to {moved}", file=sys.stderr)
     started = time.perf_counter()
-    failed = execute_pending(runs, log, execute_fit)
-    records = records_of(log.read(), {run.key for run in runs})
-    table = trial_table(records, grids, trial_of)
+    finalists = plan.finalists if plan else trials
+    first = runs_for({name: list(range(len(grid))) for name, grid in grids.items()}, [(n, i[:1]) for n, i in sets])
+    failed = execute_pending(first, log, execute_fit)
+    ranked = trial_table(records_of(log.read(), {run.key for run in first}), grids, trial_of)
+    best = {name: ranked[ranked["representation"] == name].sort_values("score", ascending=False, na_position="last")
+            ["trial"].head(finalists).tolist() for name in grids}
+    second = runs_for(best, [(n, i[1:]) for n, i in sets])
+    failed += execute_pending(second, log, execute_fit)
+    table = trial_table(records_of(log.read(), {run.key for run in first + second}), grids, trial_of)
     table.to_csv(folder / "trials.csv", index=False)
     plot_trials(table, folder / "trials.png", f"tuning preset {preset.name} ({steps} steps, {size}^2)")
     chosen = choose(table, grids)
@@ -125,7 +140,8 @@ def run_tune(options: SuiteOptions) -> int:
         "budget": {"steps": steps, "size": size, "protocol": PROTOCOL, "size_class": preset.size_class,
                    "device": device},
         "tuning_images": {name: [image.name for image in images] for name, images in sets},
-        "trials_per_representation": trials, "wall_seconds": round(time.perf_counter() - started, 1),
+        "trials_per_representation": trials, "finalists_per_representation": finalists,
+        "wall_seconds": round(time.perf_counter() - started, 1),
         "representations": chosen,
     })
     print_choices(chosen)
@@ -149,7 +165,8 @@ def trial_table(records: list[dict], grids: dict[str, list[dict]], trial_of: dic
             per_image = scores.get((name, index), {})
             values = list(per_image.values())
             score = float(np.mean(values)) if values and all(math.isfinite(v) for v in values) else float("nan")
-            rows.append({"representation": name, "trial": index, "settings": trial, "score": score, **per_image})
+            rows.append({"representation": name, "trial": index, "settings": trial, "score": score,
+                         "images": len(values), **per_image})
     return pd.DataFrame(rows)
 
 
@@ -158,7 +175,7 @@ def choose(table: pd.DataFrame, grids: dict[str, list[dict]]) -> dict:
     chosen = {}
     for name in grids:
         trials = table[table["representation"] == name]
-        finite = trials[np.isfinite(trials["score"])]
+        finite = trials[np.isfinite(trials["score"]) & (trials["images"] == trials["images"].max())]  # finalists
         if finite.empty:
             print(f"warning: every trial of {name} failed or diverged; it keeps its source defaults", file=sys.stderr)
             continue
@@ -168,7 +185,8 @@ def choose(table: pd.DataFrame, grids: dict[str, list[dict]]) -> dict:
             "chosen": best["settings"], "score": round(float(best["score"]), 4),
             "source_defaults": {k: getattr(defaults, k) for k in best["settings"]},
             "source": representations.get_entry(name).source,
-            "trials": [{"settings": row.settings, "score": None if not math.isfinite(row.score) else round(row.score, 4)}
+            "trials": [{"settings": row.settings, "images": row.images,
+                        "score": None if not math.isfinite(row.score) else round(row.score, 4)}
                        for row in trials.itertuples()],
         }
     return chosen
