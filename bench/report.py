@@ -34,7 +34,7 @@ def budget_label(record: dict) -> str:
     return f"{int(record['max_steps']) if given('max_steps') and record['max_steps'] else record.get('steps')} steps"
 
 
-def _with_budgets(frame: pd.DataFrame) -> pd.DataFrame:
+def with_budgets(frame: pd.DataFrame) -> pd.DataFrame:
     """Records with their budget label; reference rows repeated in every budget of their image set."""
     frame = frame.assign(budget=[budget_label(r) for r in frame.to_dict("records")])
     fitted, references = frame[frame["kind"] != "reference"], frame[frame["kind"] == "reference"]
@@ -49,13 +49,13 @@ def summarize(records: list[dict]) -> pd.DataFrame:
     """Per table and representation: counts, mean / std / 95 % CI of each metric, and the paired gap to bicubic.
 
     Only finished fits count towards the means; `runs`, `ok`, `diverged` and `errors` say how many there were.
-    Columns added to the means: psnr_test_ci95 (half-width), delta_bicubic_mean / _ci95 (test PSNR minus
+    Columns added to the means: <metric>_ci95 (half-width), delta_bicubic_mean / _ci95 (test PSNR minus
     bicubic's on the same image, over images x seeds), delta_bicubic_p (Wilcoxon over per-image means),
     images, verdict, settings_from (where the settings came from, e.g. a tuned file).
     """
     if not records:
         return pd.DataFrame()
-    frame = _with_budgets(pd.DataFrame(records))
+    frame = with_budgets(pd.DataFrame(records))
     if "settings_from" not in frame:
         frame["settings_from"] = ""
     counts = frame.groupby(GROUP).agg(
@@ -81,7 +81,7 @@ def _intervals(ok: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for group, runs in ok.groupby(GROUP):
         row = dict(zip(GROUP, group))
-        row["psnr_test_ci95"] = _ci(runs["psnr_test"])
+        row.update({f"{metric}_ci95": _ci(runs[metric]) for metric in METRICS})
         row["images"] = runs["image"].nunique()
         if row["kind"] != "reference":
             differences: dict[str, list[float]] = {}
@@ -94,7 +94,8 @@ def _intervals(ok: pd.DataFrame) -> pd.DataFrame:
                 row.update(delta_bicubic_mean=comparison.mean, delta_bicubic_ci95=comparison.ci95,
                            delta_bicubic_p=comparison.p, verdict=VERDICTS[comparison.verdict])
         rows.append(row)
-    columns = ["psnr_test_ci95", "images", "delta_bicubic_mean", "delta_bicubic_ci95", "delta_bicubic_p", "verdict"]
+    columns = [*(f"{metric}_ci95" for metric in METRICS), "images", "delta_bicubic_mean", "delta_bicubic_ci95",
+               "delta_bicubic_p", "verdict"]
     return pd.DataFrame(rows).set_index(GROUP).reindex(columns=columns)
 
 
