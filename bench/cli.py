@@ -10,7 +10,9 @@ from pathlib import Path
 from fitbench import representations
 from fitbench.datasets import IMAGE_SETS, DatasetError
 
-from . import tracking
+from . import executor, tracking
+from .executor import EXECUTORS, LOCAL_SUITES, ExecutorConfig, RunsLostError
+from .html_report import write_report
 from .lock import FolderBusyError, FolderLock
 from .options import SuiteOptions
 from .presets import FITTING_PRESETS, UnknownPresetError
@@ -32,6 +34,9 @@ def build_parser(suites) -> argparse.ArgumentParser:
     parser.add_argument("--suite", choices=list(suites), help="which suite to run: " +
                         "; ".join(f"{s.name}: {s.help}" for s in suites.values()))
     parser.add_argument("--list", action="store_true", help="list representations, image sets, presets and suites")
+    parser.add_argument("--report", action="store_true",
+                        help="write OUT/report/index.html from the results in --out and exit (every suite also writes "
+                        "it when it finishes); an offline page, see docs/report.md")
     parser.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="FILE_OR_MODULE",
                         help="load representations from a .py file or an importable module before anything else "
                         "(repeatable); installed packages can register theirs with a `fitbench.representations` "
@@ -58,6 +63,21 @@ def build_parser(suites) -> argparse.ArgumentParser:
                         "without an API key; WANDB_MODE=disabled turns it off); see docs/tracking.md")
     parser.add_argument("--wandb-project", help="W&B project (default: $WANDB_PROJECT or fitbench)")
     parser.add_argument("--wandb-entity", help="W&B entity, a user or team (default: $WANDB_ENTITY or your default)")
+    parser.add_argument("--executor", choices=EXECUTORS, default="local",
+                        help="where the fits run: local (one after another here, the default) or ray (as Ray tasks on "
+                        "a local Ray instance, or on a cluster with --ray-address; needs pip install -e "
+                        "\".[distributed]\"); records, resume and results are the same either way; the "
+                        f"{' and '.join(LOCAL_SUITES)} suites always run locally; see docs/distributed.md")
+    parser.add_argument("--ray-address", metavar="ADDR",
+                        help="ray: join this Ray cluster, e.g. HEAD_IP:6379 (default: $RAY_ADDRESS, else start a "
+                        "local Ray instance for the run)")
+    parser.add_argument("--cpus-per-fit", type=float, metavar="N", help="ray: CPUs each fit reserves (default: 1)")
+    parser.add_argument("--gpus-per-fit", type=float, metavar="N",
+                        help="ray: GPUs each fit reserves; a fraction such as 0.25 lets 4 fits share a GPU "
+                        "(default: 1 when the fits run on CUDA, see --device; else 0)")
+    parser.add_argument("--threads-per-fit", type=int, metavar="N",
+                        help="torch threads per fit (default: torch's own locally, --cpus-per-fit on Ray); give the "
+                        "same number to compare records across executors bit for bit")
     for suite in suites.values():
         if suite.add_arguments:
             suite.add_arguments(parser.add_argument_group(f"{suite.name} suite"))
@@ -92,7 +112,8 @@ def options_from(args: argparse.Namespace) -> SuiteOptions:
         images=args.images, steps=positive("steps", args.steps), seeds=positive("seeds", args.seeds),
         size=positive("size", args.size), max_images=positive("max-images", args.max_images), device=args.device,
         out=args.out, data_root=args.data_root, fresh=args.fresh, wandb=args.wandb, wandb_project=args.wandb_project,
-        wandb_entity=args.wandb_entity, settings=parse_settings(args.settings), plugins=list(args.plugins), args=args,
+        wandb_entity=args.wandb_entity, settings=parse_settings(args.settings), plugins=list(args.plugins),
+        executor=ExecutorConfig.from_args(args), args=args,
     )
 
 
@@ -121,12 +142,23 @@ def run_tracked(suite, options: SuiteOptions, argv: list[str] | None = None) -> 
                                         options.wandb_entity)
         exit_code = 1  # what the tracker and the provenance report if the suite raises
         try:
-            with tracking.activate(tracker):
+            with tracking.activate(tracker), executor.activate(options.executor, suite.name):
                 exit_code = suite.run(options)
-            return exit_code
         finally:
             provenance.close(exit_code)
             tracker.finish_suite(options.suite_dir(), exit_code)
+    write_report_after(options)
+    return exit_code
+
+
+def write_report_after(options: SuiteOptions) -> None:
+    """The report page after a suite that wrote records; a failure to write it never fails the suite."""
+    if not any(options.suite_dir().glob("*.jsonl")) or not any(options.suite_dir().glob("*.csv")):
+        return  # e.g. --decode, which writes no results
+    try:
+        print(f"report: {write_report(options.out)}", file=sys.stderr)
+    except (ValueError, OSError) as error:
+        print(f"warning: report not written: {error}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,6 +174,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         print_listing(suites)
         return 0
+    if args.report and not args.suite:
+        try:
+            print(f"report: {write_report(args.out)}")
+            return 0
+        except (ValueError, OSError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
     if not args.suite:
         parser.error("choose a suite with --suite (" + ", ".join(suites) + "), or --list")
     try:
@@ -151,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
             FolderBusyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except RunsLostError as error:  # runs that failed to execute at all: a failed suite, as a failed run is
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("\ninterrupted: finished runs are saved; run the same command again to continue", file=sys.stderr)
         return 130

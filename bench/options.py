@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .executor import ExecutorConfig
+
 
 @dataclass
 class SuiteOptions:
@@ -27,6 +29,7 @@ class SuiteOptions:
     wandb_entity: str | None = None  # None: $WANDB_ENTITY or the account's default
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # --set rep.field=value
     plugins: list[str] = field(default_factory=list)  # --plugin: files or modules that register representations
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)  # --executor and its options: where runs execute
     args: argparse.Namespace = field(default_factory=argparse.Namespace)  # suite-specific flags
 
     def suite_dir(self, name: str | None = None) -> Path:
