@@ -72,6 +72,15 @@ FITTING_PRESETS: dict[str, Preset] = {
             tuned=str(tuned_path(SHIPPED, "standard")),
         ),
         Preset(
+            "quick",
+            "the standard networks at a quarter of the pixels: every representation on the built-in images at 128^2 "
+            "(64^2 training grid), 200 steps, 2 seeds",
+            # What 2 shared CPU cores can tune and evaluate in one sitting (the standard preset's tuning is ~30x
+            # this); its tuned settings ship in results/reference/tuned/quick.json.
+            size=128, steps=200, seeds=2, image_set="builtin", size_class="standard",
+            tuned=str(tuned_path(SHIPPED, "quick")),
+        ),
+        Preset(
             "paper",
             "the FFN protocol: 512^2 images, 256^2 training grid, 2000 full-batch steps, the sources' network sizes "
             "(GPU-scale)",

@@ -346,24 +346,16 @@ def test_ffn_tampered_file(tmp_path, monkeypatch, tiny_ffn):
     assert str(folder / "01.png") in message and "sha256" in message
 
 
-def _real_ffn_root() -> Path:
-    for root in (os.environ.get("FITBENCH_DATA_ROOT"), "/work/shared/data"):
-        if root and (Path(root) / "ffn" / "natural" / "00.png").is_file():
-            return Path(root)
-    pytest.skip("the FFN images are not here (set FITBENCH_DATA_ROOT to a root holding ffn/natural and ffn/text)")
-
-
-def test_real_ffn_sets():
-    root = _real_ffn_root()
+def test_real_ffn_sets(shared_data):
     for kind in ("natural", "text"):
-        samples = load_images(f"ffn-{kind}", 512, data_root=root, allow_download=False)
+        samples = load_images(f"ffn-{kind}", 512, data_root=shared_data, allow_download=False)
         assert [s.name for s in samples] == [f"{kind}-{i:02d}" for i in range(16)]
         assert all(s.pixels.shape == (512, 512, 3) and s.notes == () for s in samples)
 
 
-def test_real_manifest_through_the_download_path(tmp_path, monkeypatch):
+def test_real_manifest_through_the_download_path(tmp_path, monkeypatch, shared_data):
     """An npz built from the local PNGs goes through download, split matching and extraction."""
-    source = _real_ffn_root() / "ffn" / "natural"
+    source = shared_data / "ffn" / "natural"
     images = np.stack([np.asarray(Image.open(source / f"{i:02d}.png")) for i in range(16)])
     serve(monkeypatch, npz_bytes(train_data=images, test_data=images[::-1].copy()))
     samples = load_images("ffn-natural", 64, data_root=tmp_path, limit=2)

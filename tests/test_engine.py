@@ -126,7 +126,7 @@ def test_the_eval_curve_is_at_log_spaced_steps_and_off_the_clock():
     outcome = _tiny_fit(steps=30)
     curve = outcome.curve["eval"]
     assert curve["step"] == [s for s in EVAL_STEPS if s <= 30] + [30]
-    assert curve["seconds"] == sorted(curve["seconds"]) and curve["seconds"][-1] <= outcome.seconds + 1e-6
+    assert curve["seconds"] == sorted(curve["seconds"]) and curve["seconds"][-1] <= outcome.seconds + 1e-4  # stored rounded to 0.1 ms
     assert curve["psnr_test"][-1] > curve["psnr_test"][0]
 
 

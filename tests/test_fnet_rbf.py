@@ -51,15 +51,6 @@ def test_direct_formula_is_the_thesis_layer():
     assert layer.cos_coefficients.std().item() == pytest.approx(0.3 * 4, rel=0.6)  # a_k ~ N(0, 0.3^2) at init
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny fits gain nothing from threads, and on a busy machine spinning OpenMP workers make them ~10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _fnet_gain_over_mean(steps: int, seed: int, **overrides) -> float:
     image = np.asarray(Image.fromarray(data.camera()).resize((32, 32), Image.LANCZOS), np.float32)[..., None] / 255
     split = make_split("alternate", 32, 32)

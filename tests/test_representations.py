@@ -12,7 +12,7 @@ SIX = ["fnet", "fourier_features", "positional", "rbf", "relu_mlp", "siren"]
 
 def test_registry_lists_the_six():
     assert set(SIX) <= set(R.list_representations())
-    assert R.list_representations("f*") == ["fnet", "fourier_features"]
+    assert R.list_representations("f*") == ["finer", "fnet", "fourier_features"]
 
 
 @pytest.mark.parametrize("name", SIX)

@@ -20,3 +20,12 @@ def test_speed_smoke_writes_table_and_chart(run_cli, tmp_path):
 def test_unknown_representation_is_one_clear_error(run_cli, tmp_path):
     code, _, err = run_cli("--suite", "speed", "--preset", "smoke", "--reps", "nope", "--out", tmp_path)
     assert code == 2 and "unknown representation 'nope'" in err
+
+
+
+def test_both_loops_check_the_target_at_every_eval_on_any_device():
+    from fitbench.suites.speed import SPEED_PRESETS, loop_configs
+
+    preset = SPEED_PRESETS["standard"]
+    for config in loop_configs(preset, 1e-3, "cuda", "bf16", True):
+        assert config.sync_every == config.log_every == preset.eval_every < preset.steps

@@ -1,25 +1,27 @@
-"""A fitted representation as real bytes, and back.
+"""A fitted representation as real bytes, and back. Format version 2 (docs/compression.md has the specification).
 
-Layout (all integers little-endian; docs/compression.md has the full specification):
+    prefix  = magic b"FBIC" | version u8 (2) | coder u8 | crc32 u32 of everything after the prefix
+    rest    = header length u16 | header (raw DEFLATE of UTF-8 JSON, preset dictionary HEADER_DICTIONARY)
+              | payload (the quantizer's bytes, trainable tensors in `named_parameters` order, coded by `coder`)
 
-    magic b"FBIC" | version u8 | coder u8 | crc32 u32 of the coded body | coded body
-    body = header length u16 | header JSON (UTF-8) | payload (the quantizer's bytes, trainable tensors in
-           `named_parameters` order)
+The header names the representation (and the plugin it came from, if any), every setting that decides the
+function it computes (`model_settings`: all of them, not only those that differ from today's defaults, so a
+stream does not change meaning when a default does), the output channels, the image size and the quantizer.
 
-The header names the representation, its full config (so fixed buffers such as Fourier features' B are rebuilt
-from the config's seed, never stored), the output channels, the image size and the quantizer. Decoding checks
-every size against a hard limit before allocating, builds the model and loads the tensors. JSON and raw numbers
-only: nothing in a stream is ever executed (no pickle).
+Decoding trusts nothing: the header is checked against hard limits, its settings by the representation's own
+validation, and the cost of building and rendering the model is measured on the meta device before anything
+is paid (bench/compression/sizing.py). JSON and raw numbers only: nothing in a stream is ever executed,
+and a stream never loads a plugin; it names the one it needs.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -27,22 +29,34 @@ from torch import nn
 
 from fitbench import representations
 
-from ..engine import reconstruct
-from ..protocol import coordinate_grid
+from .codecs import to_uint8
 from .entropy import CODERS, compress, decompress
 from .errors import BitstreamError
 from .quantize import Quantizer, parse_quantizer
+from .sizing import BudgetExceeded, PixelCost, build_bounded, per_pixel_cost
 
 MAGIC = b"FBIC"
-VERSION = 1
-PREFIX = struct.Struct("<4sBBI")  # magic, version, coder id, crc32 of the coded body
+VERSION = 2
+PREFIX = struct.Struct("<4sBBI")  # magic, version, coder id, crc32 of everything after the prefix
 HEADER_LENGTH = struct.Struct("<H")
-MAX_HEADER = 4096  # bytes of header JSON
+MAX_HEADER = 4096  # stored (deflated) header bytes
+MAX_HEADER_JSON = 16384  # header JSON once inflated
 MAX_SIDE = 16384  # image height or width
-MAX_PIXELS = 1 << 26
-MAX_ELEMENTS = 1 << 26  # trainable values in one model
-MAX_CONFIG_INT = 4096  # any config integer but the seed (widths, depths, grids): even a meta build of more is slow
-MAX_UNSIZED_INT = 1024  # the same where the model cannot be sized on the meta device and must really be built
+MAX_PIXELS = 1 << 24  # 16.8 Mpixel (4096^2; a Kodak image is 0.39)
+MAX_ELEMENTS = 1 << 24  # trainable values of one model (COIN's largest network has ~30 thousand)
+MAX_TENSORS = 1024
+# Multiply-adds plus written elements of the whole reconstruction (sizing.py counts them): a Kodak image through a
+# SIREN of the source's default size (4 x 256, 2e5 per pixel) is ~8e10, within the limit.
+MAX_DECODE_WORK = 1 << 37
+ACTIVATIONS_PER_CHUNK = 1 << 24  # elements written per rendered chunk: bounds the memory of the reconstruction
+# Bytes a header is likely to contain (its own field names; no representation's): DEFLATE refers back to them
+# instead of spelling them out. Over the twelve representations' headers it saved 88 bytes each on average (156
+# -> 68; docs/compression.md), 0.011 bpp at 256^2. Part of format version 2: never change it.
+HEADER_DICTIONARY = (b'false,true,0.0,{"representation":"","plugin":null,"config":{"seed":0,"width":,"depth":},'
+                     b'"out_features":3,"height":256,"width":256,"quantizer":"q8","tensors":,"elements":}')
+V1_REFUSAL = ("stream format version 1 is no longer read: it stored only the settings that differed from the "
+              "defaults of the fitbench that wrote it, so it cannot be decoded reliably; this fitbench reads "
+              f"version {VERSION}: encode the fit again")
 
 
 def trainable(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
@@ -53,6 +67,7 @@ def trainable(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
 @dataclass(frozen=True)
 class StreamHeader:
     representation: str
+    plugin: str | None  # the plugin (module or file) that registers the representation; None: built in
     config: dict
     out_features: int
     height: int
@@ -63,8 +78,9 @@ class StreamHeader:
 
     def summary(self) -> str:
         settings = ", ".join(f"{k}={v}" for k, v in self.config.items())
-        return (f"{self.representation} ({settings}) -> {self.out_features} channel(s), {self.height}x{self.width} "
-                f"pixels; {self.tensors} tensors, {self.elements} values quantized as {self.quantizer}")
+        plugin = f" from plugin {self.plugin}" if self.plugin else ""
+        return (f"{self.representation}{plugin} ({settings}) -> {self.out_features} channel(s), {self.height}x"
+                f"{self.width} pixels; {self.tensors} tensors, {self.elements} values quantized as {self.quantizer}")
 
 
 @dataclass
@@ -73,77 +89,213 @@ class DecodedStream:
     model: nn.Module
     coder: str
     bytes: int
+    cost: PixelCost  # the reconstruction's cost per pixel, as the decoder measured it
+    notes: list[str] = field(default_factory=list)  # e.g. settings the stream predates, filled with defaults
 
     @property
     def bpp(self) -> float:
         return 8 * self.bytes / (self.header.height * self.header.width)
 
     def reconstruct(self, device: str = "cpu") -> np.ndarray:
-        """The decoded model's image, (H, W, C) in [0, 1]."""
+        """The decoded model's image, (H, W, C) float32 in [0, 1]."""
+        return self._render(device, np.float32, lambda values: values)
+
+    def image8(self, device: str = "cpu") -> np.ndarray:
+        """The 8-bit image (H, W, C) a reader of the stream gets: `to_uint8` of `reconstruct`, in a quarter of the
+        memory."""
+        return self._render(device, np.uint8, to_uint8)
+
+    def _render(self, device: str, dtype, convert) -> np.ndarray:
         h = self.header
-        model = self.model.to(device)
-        return reconstruct(model, coordinate_grid(h.height, h.width), (h.height, h.width, h.out_features), device,
-                           1 << 16)
+        image = np.empty((h.height, h.width, h.out_features), dtype)
+        model = self.model.to(device).eval()
+        with torch.no_grad():
+            for rows, columns, coords in self._chunks():
+                values = model(coords.to(device)).float().cpu()
+                if not torch.isfinite(values.sum()) and not torch.isfinite(values).all():  # one pass when finite
+                    raise BitstreamError(f"the decoded {h.representation} outputs values that are not finite "
+                                         "numbers; the stream's weights or settings are damaged")
+                block = convert(values.clamp(0, 1).numpy())
+                image[rows, columns] = block.reshape(rows.stop - rows.start, columns.stop - columns.start, -1)
+        return image
+
+    def _chunks(self) -> Iterator[tuple[slice, slice, torch.Tensor]]:
+        """(rows, columns, coordinates) of blocks of at most `size` pixels, whole rows where a row fits; the
+        coordinates equal `protocol.coordinate_grid`'s for those pixels."""
+        h = self.header
+        size = int(min(1 << 16, max(1, ACTIVATIONS_PER_CHUNK // max(self.cost.elements, 1))))
+        ys = torch.arange(h.height, dtype=torch.float32) / h.height
+        xs = torch.arange(h.width, dtype=torch.float32) / h.width
+        step_rows, step_columns = max(1, size // h.width), min(size, h.width)
+        for top in range(0, h.height, step_rows):
+            rows = slice(top, min(top + step_rows, h.height))
+            for left in range(0, h.width, step_columns):
+                columns = slice(left, min(left + step_columns, h.width))
+                grid_y, grid_x = torch.meshgrid(ys[rows], xs[columns], indexing="ij")
+                yield rows, columns, torch.stack([grid_x, grid_y], dim=-1).reshape(-1, 2)
 
 
 def encode_model(model: nn.Module, height: int, width: int, quantizer: Quantizer, coder: str = "best") -> bytes:
     """Bytes of `model` (made by `representations.build`) for an image of `height` x `width` pixels."""
     params = trainable(model)
     header = StreamHeader(
-        representation=model.representation, config=_non_default(model.representation, model.config),
-        out_features=_out_features(model, params), height=height, width=width, quantizer=quantizer.spec,
-        tensors=len(params), elements=sum(p.numel() for _, p in params),
+        representation=model.representation, plugin=representations.get_entry(model.representation).plugin,
+        config=representations.model_settings(model.config), out_features=_out_features(model, params),
+        height=height, width=width, quantizer=quantizer.spec, tensors=len(params),
+        elements=sum(p.numel() for _, p in params),
     )
-    text = json.dumps(dataclasses.asdict(header), separators=(",", ":")).encode()
-    if len(text) > MAX_HEADER:
-        raise ValueError(f"{model.representation}: stream header of {len(text)} bytes exceeds {MAX_HEADER}")
-    body = HEADER_LENGTH.pack(len(text)) + text + quantizer.pack([p for _, p in params])
-    coder_id, coded = compress(body, coder)
-    return PREFIX.pack(MAGIC, VERSION, coder_id, zlib.crc32(coded)) + coded
+    stored = _deflate(json.dumps(dataclasses.asdict(header), separators=(",", ":"), allow_nan=False).encode())
+    if len(stored) > MAX_HEADER:
+        raise ValueError(f"{model.representation}: stream header of {len(stored)} bytes exceeds {MAX_HEADER}")
+    tensors = [p for _, p in params]
+    layout = quantizer.layout([tuple(p.shape) for p in tensors])
+    coder_id, coded = compress(quantizer.pack(tensors), layout, coder)
+    rest = HEADER_LENGTH.pack(len(stored)) + stored + coded
+    return PREFIX.pack(MAGIC, VERSION, coder_id, zlib.crc32(rest)) + rest
 
 
 def decode_stream(data: bytes) -> DecodedStream:
-    """The model a stream holds; any damage raises one `BitstreamError` naming what is wrong."""
-    if len(data) < PREFIX.size:
-        raise BitstreamError(f"not a fitbench stream: {len(data)} bytes, shorter than the {PREFIX.size}-byte prefix")
-    magic, version, coder_id, crc = PREFIX.unpack_from(data)
-    if magic != MAGIC:
-        raise BitstreamError(f"not a fitbench stream: magic {magic!r}, expected {MAGIC!r}")
-    if version != VERSION:
-        raise BitstreamError(f"stream format version {version} is not supported; this fitbench reads version {VERSION}")
-    coded = data[PREFIX.size:]
-    if zlib.crc32(coded) != crc:
-        raise BitstreamError("damaged stream: checksum mismatch (truncated or altered bytes)")
-    body = decompress(coder_id, coded)
-    header, payload = _split_body(body)
-    quantizer = parse_quantizer_checked(header.quantizer)
-    model = _build_checked(header)
+    """The model a stream holds; any damage, lie or excessive cost raises one `BitstreamError` naming it."""
+    header, coder_id, coded = read_header(data)
+    settings, notes = _settings(header)
+    quantizer = _quantizer(header.quantizer)
+    try:
+        model = build_bounded(header.representation, header.out_features, settings, header.elements, header.tensors)
+    except BudgetExceeded as error:
+        raise BitstreamError(f"damaged stream: its {header.representation} settings make a model far larger than "
+                             f"its {header.tensors} tensors of {header.elements} stored values ({error})") from None
+    except Exception as error:  # noqa: BLE001 - a config that does not build is a damaged stream, not a crash
+        raise BitstreamError(f"damaged stream: its {header.representation} settings do not build "
+                             f"({type(error).__name__}: {error})") from None
     params = trainable(model)
+    counts = (len(params), sum(p.numel() for _, p in params))
+    if counts != (header.tensors, header.elements):
+        raise BitstreamError(f"damaged stream: header says {header.tensors} tensors / {header.elements} values, its "
+                             f"settings make {counts[0]} / {counts[1]}")
+    cost = per_pixel_cost(model)
+    work = cost.work * header.height * header.width
+    if work > MAX_DECODE_WORK:
+        raise BitstreamError(f"stream refused: rendering {header.height}x{header.width} pixels with this "
+                             f"{header.representation} costs {work:.2g} operations, over the decoder's limit of "
+                             f"{MAX_DECODE_WORK:.2g}")
     shapes = [tuple(p.shape) for _, p in params]
-    expected = quantizer.payload_size(shapes)
-    if len(payload) != expected:
-        raise BitstreamError(f"damaged stream: payload is {len(payload)} bytes, {header.quantizer} weights of "
-                             f"{header.representation} need {expected}")
+    payload = decompress(coder_id, coded, quantizer.layout(shapes))
     with torch.no_grad():
         for (_, param), tensor in zip(params, quantizer.unpack(payload, shapes)):
             if not torch.isfinite(tensor).all():
                 raise BitstreamError("damaged stream: a stored weight is not a finite number")
             param.copy_(tensor)
-    return DecodedStream(header, model, CODERS[coder_id][0], len(data))
+    return DecodedStream(header, model.eval(), CODERS[coder_id].name, len(data), cost, notes)
 
 
-def _non_default(name: str, config) -> dict:
-    """Only the settings that differ from the representation's defaults: the decoder rebuilds the rest, and at
-    low rates every header byte counts (the full config cost 135-180 coded bytes, ~0.08 bpp on a 128^2 image)."""
-    defaults = dataclasses.asdict(representations.make_config(name))
-    return {k: v for k, v in dataclasses.asdict(config).items() if defaults[k] != v}
+_FIELD_TYPES = {"representation": str, "plugin": (str, type(None)), "config": dict, "out_features": int,
+                "height": int, "width": int, "quantizer": str, "tensors": int, "elements": int}
 
 
-def parse_quantizer_checked(spec) -> Quantizer:
+def read_header(data: bytes) -> tuple[StreamHeader, int, bytes]:
+    """(header, coder id, coded payload): the prefix, checksum and header checked against hard limits."""
+    if len(data) < PREFIX.size:
+        raise BitstreamError(f"not a fitbench stream: {len(data)} bytes, shorter than the {PREFIX.size}-byte prefix")
+    magic, version, coder_id, crc = PREFIX.unpack_from(data)
+    if magic != MAGIC:
+        raise BitstreamError(f"not a fitbench stream: magic {magic!r}, expected {MAGIC!r}")
+    if version == 1:
+        raise BitstreamError(V1_REFUSAL)
+    if version != VERSION:
+        raise BitstreamError(f"stream format version {version} is not supported; this fitbench reads version "
+                             f"{VERSION}")
+    rest = data[PREFIX.size:]
+    if zlib.crc32(rest) != crc:
+        raise BitstreamError("damaged stream: checksum mismatch (truncated or altered bytes)")
+    if len(rest) < HEADER_LENGTH.size:
+        raise BitstreamError("damaged stream: too short for a header")
+    (length,) = HEADER_LENGTH.unpack_from(rest)
+    if length > MAX_HEADER or HEADER_LENGTH.size + length > len(rest):
+        raise BitstreamError(f"damaged stream: header length {length} is impossible (limit {MAX_HEADER}, "
+                             f"{len(rest)} bytes after the prefix)")
+    header = _parse_header(_inflate(rest[HEADER_LENGTH.size:HEADER_LENGTH.size + length]))
+    return header, coder_id, rest[HEADER_LENGTH.size + length:]
+
+
+def _parse_header(text: bytes) -> StreamHeader:
     try:
-        return parse_quantizer(str(spec))
+        fields = json.loads(text.decode("utf-8"), object_pairs_hook=_unique_keys, parse_constant=_no_constants)
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
+        raise BitstreamError(f"damaged stream: header is not valid JSON ({error})") from None
+    if not isinstance(fields, dict) or set(fields) != set(_FIELD_TYPES):
+        raise BitstreamError(f"damaged stream: header must have exactly the fields {', '.join(_FIELD_TYPES)}")
+    for name, kind in _FIELD_TYPES.items():
+        if not isinstance(fields[name], kind) or isinstance(fields[name], bool):
+            raise BitstreamError(f"damaged stream: header field {name!r} has the wrong type")
+    header = StreamHeader(**fields)
+    if not (0 < header.height <= MAX_SIDE and 0 < header.width <= MAX_SIDE):
+        raise BitstreamError(f"damaged stream: image size {header.height}x{header.width} is out of range "
+                             f"(1..{MAX_SIDE} a side)")
+    if header.height * header.width > MAX_PIXELS:
+        raise BitstreamError(f"stream refused: {header.height}x{header.width} pixels is over the decoder's limit of "
+                             f"{MAX_PIXELS:,}")
+    if not (0 < header.out_features <= 4 and 0 < header.tensors <= MAX_TENSORS
+            and 0 < header.elements <= MAX_ELEMENTS):
+        raise BitstreamError(f"damaged stream: channels {header.out_features}, tensors {header.tensors} or values "
+                             f"{header.elements} out of range (1..4, 1..{MAX_TENSORS}, 1..{MAX_ELEMENTS:,})")
+    return header
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        duplicate = next(key for key in keys if keys.count(key) > 1)
+        raise ValueError(f"key {duplicate!r} appears twice")
+    return dict(pairs)
+
+
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _settings(header: StreamHeader) -> tuple[dict, list[str]]:
+    """The header's settings, validated by the representation's own config; settings the stream predates (its
+    representation gained them later) are filled with today's defaults and noted."""
+    try:
+        entry = representations.get_entry(header.representation)
+    except representations.UnknownRepresentationError as error:
+        if header.plugin:
+            raise BitstreamError(f"stream needs representation {header.representation!r} from plugin "
+                                 f"{header.plugin!r}, which is not loaded; run again with --plugin {header.plugin} "
+                                 "(a stream never loads code itself)") from None
+        raise BitstreamError(f"stream needs a representation this install lacks: {error}") from None
+    try:
+        config = representations.make_config(header.representation, **header.config)
+    except (ValueError, TypeError) as error:
+        raise BitstreamError(f"damaged stream: {error}") from None
+    settings = representations.model_settings(config)
+    missing = sorted(set(settings) - set(header.config))
+    notes = [f"the stream predates {entry.name} settings {', '.join(missing)}; decoded with today's defaults "
+             f"({', '.join(f'{k}={settings[k]!r}' for k in missing)})"] if missing else []
+    return settings, notes
+
+
+def _quantizer(spec: str) -> Quantizer:
+    try:
+        return parse_quantizer(spec)
     except ValueError as error:
         raise BitstreamError(f"damaged stream: {error}") from None
+
+
+def _deflate(text: bytes) -> bytes:
+    encoder = zlib.compressobj(9, zlib.DEFLATED, -15, zdict=HEADER_DICTIONARY)
+    return encoder.compress(text) + encoder.flush()
+
+
+def _inflate(stored: bytes) -> bytes:
+    decoder = zlib.decompressobj(-15, zdict=HEADER_DICTIONARY)
+    try:
+        text = decoder.decompress(stored, MAX_HEADER_JSON + 1)
+    except zlib.error as error:
+        raise BitstreamError(f"damaged stream: header does not inflate ({error})") from None
+    if not decoder.eof or decoder.unused_data or len(text) > MAX_HEADER_JSON:
+        raise BitstreamError("damaged stream: header is cut short, too long or followed by extra bytes")
+    return text
 
 
 def _out_features(model: nn.Module, params) -> int:
@@ -152,73 +304,9 @@ def _out_features(model: nn.Module, params) -> int:
         return int(model(torch.zeros(1, 2, device=probe.device)).shape[-1])
 
 
-_FIELD_TYPES = {"representation": str, "config": dict, "out_features": int, "height": int, "width": int,
-                "quantizer": str, "tensors": int, "elements": int}
+def stream_overhead(data: bytes) -> dict[str, int]:
+    """Bytes of a stream by part: prefix, header, payload (what the notes' overhead analysis reads)."""
+    (length,) = HEADER_LENGTH.unpack_from(data, PREFIX.size)
+    return {"prefix": PREFIX.size, "header": HEADER_LENGTH.size + length,
+            "payload": len(data) - PREFIX.size - HEADER_LENGTH.size - length}
 
-
-def _split_body(body: bytes) -> tuple[StreamHeader, bytes]:
-    if len(body) < HEADER_LENGTH.size:
-        raise BitstreamError("damaged stream: body too short for a header")
-    (length,) = HEADER_LENGTH.unpack_from(body)
-    if length > MAX_HEADER or HEADER_LENGTH.size + length > len(body):
-        raise BitstreamError(f"damaged stream: header length {length} is impossible (limit {MAX_HEADER}, body "
-                             f"{len(body)} bytes)")
-    try:
-        fields = json.loads(body[HEADER_LENGTH.size:HEADER_LENGTH.size + length].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
-        raise BitstreamError(f"damaged stream: header is not JSON ({error})") from None
-    if not isinstance(fields, dict) or set(fields) != set(_FIELD_TYPES):
-        raise BitstreamError(f"damaged stream: header must have exactly the fields {', '.join(_FIELD_TYPES)}")
-    for name, kind in _FIELD_TYPES.items():
-        if not isinstance(fields[name], kind) or isinstance(fields[name], bool):
-            raise BitstreamError(f"damaged stream: header field {name!r} is not a {kind.__name__}")
-    header = StreamHeader(**fields)
-    if not (0 < header.height <= MAX_SIDE and 0 < header.width <= MAX_SIDE
-            and header.height * header.width <= MAX_PIXELS):
-        raise BitstreamError(f"damaged stream: image size {header.height}x{header.width} is out of range")
-    if not (0 < header.out_features <= 4 and 0 < header.tensors <= 1024 and 0 < header.elements <= MAX_ELEMENTS):
-        raise BitstreamError("damaged stream: channel, tensor or value count out of range")
-    return header, body[HEADER_LENGTH.size + length:]
-
-
-def _checked_config(header: StreamHeader) -> dict:
-    """The header's config, each value of its field's type (so a lying config fails before anything is built)."""
-    try:
-        config_cls = representations.get_entry(header.representation).config_cls
-    except representations.UnknownRepresentationError as error:
-        raise BitstreamError(f"stream needs a representation this install lacks: {error}") from None
-    defaults = {f.name: f.default for f in dataclasses.fields(config_cls)}
-    for name, value in header.config.items():
-        if name not in defaults:
-            raise BitstreamError(f"damaged stream: {header.representation} has no setting {name!r}")
-        expected = type(defaults[name])
-        numeric = expected is float and isinstance(value, int) and not isinstance(value, bool)
-        if not (type(value) is expected or numeric) or (isinstance(value, float) and not math.isfinite(value)):
-            raise BitstreamError(f"damaged stream: {header.representation}.{name} = {value!r} is not a valid "
-                                 f"{expected.__name__}")
-        if expected is int and name != "seed" and abs(value) > MAX_CONFIG_INT:
-            raise BitstreamError(f"damaged stream: {header.representation}.{name} = {value} exceeds {MAX_CONFIG_INT}")
-    return header.config
-
-
-def _build_checked(header: StreamHeader) -> nn.Module:
-    config = _checked_config(header)
-    try:  # size the model without allocating it
-        with torch.device("meta"):
-            count = representations.count_parameters(
-                representations.build(header.representation, header.out_features, **config))
-    except Exception:  # noqa: BLE001 - some representations cannot be built on the meta device
-        count = None
-    if count is None and any(type(v) is int and abs(v) > MAX_UNSIZED_INT for k, v in config.items() if k != "seed"):
-        raise BitstreamError(f"damaged stream: a {header.representation} setting exceeds {MAX_UNSIZED_INT}")
-    if count is not None and count != header.elements:
-        raise BitstreamError(f"damaged stream: header says {header.elements} values, its config has {count}")
-    try:
-        model = representations.build(header.representation, header.out_features, **config)
-    except Exception as error:  # noqa: BLE001 - a config that does not build is a damaged stream, not a crash
-        raise BitstreamError(f"damaged stream: its {header.representation} config does not build ({error})") from None
-    params = trainable(model)
-    if len(params) != header.tensors or sum(p.numel() for _, p in params) != header.elements:
-        raise BitstreamError(f"damaged stream: header says {header.tensors} tensors / {header.elements} values, "
-                             f"the model has {len(params)} / {sum(p.numel() for _, p in params)}")
-    return model.eval()

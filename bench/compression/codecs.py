@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
+import PIL
 from PIL import Image, features
 
 from .. import metrics
@@ -29,6 +30,8 @@ class RatePoint:
     encode_seconds: float
     decode_seconds: float
     stream: str | None = None  # the stream file, relative to the suite folder (representations only)
+    coder: str | None = None  # the entropy coder the stream uses (representations only)
+    coder_bytes: dict[str, int] | None = None  # the stream's size with each coder that applies (representations)
 
 
 def to_uint8(pixels: np.ndarray) -> np.ndarray:
@@ -46,14 +49,24 @@ def score_point(setting: str, data_size: int, truth8: np.ndarray, decoded: np.nd
 
 
 class Codec(ABC):
-    """An image codec with one quality knob; subclasses say how to write the bytes."""
+    """An image codec with one quality knob; subclasses say how to write the bytes and which library does it."""
 
     name: str
     description: str
     qualities: tuple  # the sweep the suite runs
+    feature: str  # Pillow's name for the library (PIL.features), whose version every record names
 
     def __init__(self, quality):
         self.quality = quality
+
+    @classmethod
+    def available(cls) -> bool:
+        return features.check(cls.feature)
+
+    @classmethod
+    def library(cls) -> str:
+        """"Pillow 13.0.0, libjpeg-turbo 3.2.0": what wrote the bytes, for the record."""
+        return f"Pillow {PIL.__version__}, {_library_version(cls.feature)}"
 
     @abstractmethod
     def encode(self, image: Image.Image) -> bytes: ...
@@ -79,34 +92,56 @@ class Codec(ABC):
         return buffer.getvalue()
 
 
+def _library_version(feature: str) -> str:
+    if feature == "jpg" and features.check_feature("libjpeg_turbo"):
+        return f"libjpeg-turbo {features.version_feature('libjpeg_turbo')} (libjpeg API {features.version('jpg')})"
+    names = {"jpg": "libjpeg", "webp": "libwebp", "jpg_2000": "OpenJPEG"}
+    return f"{names.get(feature, feature)} {features.version(feature) or 'version unknown'}"
+
+
 class JPEG(Codec):
-    name, description = "jpeg", "JPEG (libjpeg through Pillow), 4:2:0, optimized Huffman tables"
+    """The anchor of every BD-rate and matched-rate comparison: JPEG as most files are written (4:2:0)."""
+
+    name, description = "jpeg", "JPEG 4:2:0 chroma subsampling (Pillow's default), optimized Huffman tables"
     qualities = tuple(range(1, 101))  # every quality, so matched rates find the largest file under a target
+    feature = "jpg"
+    subsampling = "4:2:0"
 
     def encode(self, image):
-        return self._save(image, format="JPEG", quality=self.quality, optimize=True)
+        return self._save(image, format="JPEG", quality=self.quality, optimize=True, subsampling=self.subsampling)
+
+
+class JPEG444(JPEG):
+    """JPEG with full-resolution chroma: what JPEG can do at high rates, where 4:2:0 hits a ceiling set by the
+    halved chroma (docs/compression.md has the measured gap)."""
+
+    name, description = "jpeg444", "JPEG 4:4:4 (no chroma subsampling), optimized Huffman tables"
+    subsampling = "4:4:4"
 
 
 class WebP(Codec):
-    name, description = "webp", "WebP lossy (libwebp through Pillow), method 6"
+    name, description = "webp", "WebP lossy, method 6 (slowest, best)"
     qualities = tuple(range(0, 101, 5))
+    feature = "webp"
 
     def encode(self, image):
         return self._save(image, format="WEBP", quality=self.quality, method=6)
 
 
 class JPEG2000(Codec):
-    name, description = "jpeg2000", "JPEG 2000 (OpenJPEG through Pillow), irreversible, quality = compression ratio"
+    name, description = "jpeg2000", "JPEG 2000, irreversible wavelet, quality = compression ratio"
     qualities = (400, 200, 150, 100, 70, 50, 35, 25, 16, 10, 6, 4)
+    feature = "jpg_2000"
 
     def encode(self, image):
         return self._save(image, format="JPEG2000", quality_mode="rates", quality_layers=[self.quality],
                           irreversible=True)
 
 
+CODECS: tuple[type[Codec], ...] = (JPEG, JPEG444, WebP, JPEG2000)
+ANCHOR = JPEG.name  # BD-rate and matched-rate comparisons are against this codec
+
+
 def available_codecs() -> list[type[Codec]]:
-    """JPEG and WebP always; JPEG 2000 where Pillow was built with OpenJPEG."""
-    codecs = [JPEG]
-    codecs += [WebP] if features.check("webp") else []
-    codecs += [JPEG2000] if features.check("jpg_2000") else []
-    return codecs
+    """The codecs this Pillow was built with (JPEG always; WebP and JPEG 2000 where their libraries are)."""
+    return [codec for codec in CODECS if codec.available()]

@@ -21,6 +21,22 @@ Shape = tuple[int, ...]
 
 
 @dataclass(frozen=True)
+class PayloadLayout:
+    """How a quantizer lays out its payload, for entropy coders that model the codes themselves:
+    `side` bytes (offsets and steps) first, then, where `bits` is set, one `bits`-bit code per value, tensor by
+    tensor (`counts` values each), most significant bit first, padded to a byte."""
+
+    side: int
+    bits: int | None  # None: the payload is float values, not codes
+    counts: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        values = sum(self.counts)
+        return self.side + (math.ceil(self.bits * values / 8) if self.bits else 0)
+
+
+@dataclass(frozen=True)
 class Quantizer:
     """Base: stores float values of one dtype as they are."""
 
@@ -32,6 +48,9 @@ class Quantizer:
 
     def payload_size(self, shapes: list[Shape]) -> int:
         return sum(math.prod(s) for s in shapes) * self.dtype.itemsize
+
+    def layout(self, shapes: list[Shape]) -> PayloadLayout:
+        return PayloadLayout(self.payload_size(shapes), None, tuple(math.prod(s) for s in shapes))
 
     def fake_quantize(self, tensor: torch.Tensor) -> torch.Tensor:
         """What the decoder will see for `tensor` (used by quantization-aware fine-tuning)."""
@@ -54,8 +73,11 @@ class UniformQuantizer(Quantizer):
         return shape[0] if self.per_channel and len(shape) >= 2 else 1
 
     def payload_size(self, shapes: list[Shape]) -> int:
+        return self.layout(shapes).size
+
+    def layout(self, shapes: list[Shape]) -> PayloadLayout:
         side = 4 * sum(self._channels(s) for s in shapes)  # float16 offset and step per channel
-        return side + math.ceil(self.bits * sum(math.prod(s) for s in shapes) / 8)
+        return PayloadLayout(side, self.bits, tuple(math.prod(s) for s in shapes))
 
     def _ranges(self, tensor: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(offset, step) per channel, rounded to float16 as they are stored."""
@@ -80,14 +102,14 @@ class UniformQuantizer(Quantizer):
             sides.append(torch.stack([low, step], dim=1).reshape(-1))
             codes.append(self._codes(tensor, low, step).reshape(-1))
         side = torch.cat(sides).numpy().astype("<f2").tobytes()
-        return side + _pack_bits(torch.cat(codes).numpy().astype(np.uint16), self.bits)
+        return side + pack_bits(torch.cat(codes).numpy().astype(np.uint16), self.bits)
 
     def unpack(self, data: bytes, shapes: list[Shape]) -> list[torch.Tensor]:
         channels = [self._channels(s) for s in shapes]
         side = np.frombuffer(data[: 4 * sum(channels)], dtype="<f2").astype(np.float32).reshape(-1, 2)
         if not np.isfinite(side).all():
             raise BitstreamError("damaged stream: a quantization offset or step is not a finite number")
-        codes = _unpack_bits(data[4 * sum(channels):], self.bits, sum(math.prod(s) for s in shapes))
+        codes = unpack_bits(data[4 * sum(channels):], self.bits, sum(math.prod(s) for s in shapes))
         values, start, row = np.empty(len(codes), np.float32), 0, 0
         for shape, count in zip(shapes, channels):
             size = math.prod(shape)
@@ -107,13 +129,14 @@ def _split(values: np.ndarray, shapes: list[Shape]) -> list[torch.Tensor]:
     return tensors
 
 
-def _pack_bits(codes: np.ndarray, bits: int) -> bytes:
+def pack_bits(codes: np.ndarray, bits: int) -> bytes:
     """Each code as `bits` bits, most significant first, codes back to back."""
     planes = (codes[:, None] >> np.arange(bits - 1, -1, -1, dtype=np.uint16)) & 1
     return np.packbits(planes.astype(np.uint8).reshape(-1)).tobytes()
 
 
-def _unpack_bits(data: bytes, bits: int, count: int) -> np.ndarray:
+def unpack_bits(data: bytes, bits: int, count: int) -> np.ndarray:
+    """The `count` codes of `pack_bits`, as float32 (exact: codes have at most 12 bits)."""
     planes = np.unpackbits(np.frombuffer(data, np.uint8), count=count * bits).reshape(count, bits)
     weights = (1 << np.arange(bits - 1, -1, -1)).astype(np.float32)
     return planes.astype(np.float32) @ weights

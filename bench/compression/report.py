@@ -1,11 +1,11 @@
-"""Everything derived from the compression records: points.csv, matched.csv, bd.csv, CompressAI-format JSON per
-method, and rd.png. Reads only the records (the contract), never the models.
+"""Everything derived from the compression records: points.csv, matched.csv, bd.csv, summary.csv, coders.csv,
+CompressAI-format JSON per method, published.csv and rd.png. Reads only the records (the contract), never the
+models.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import matplotlib
@@ -16,11 +16,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .bd import bd_psnr, bd_rate, pareto_front  # noqa: E402
+from scipy.interpolate import PchipInterpolator  # noqa: E402
 
-ANCHOR = "jpeg"
+from ..paths import inside, safe_name  # noqa: E402
+from .bd import bd_psnr, bd_rate, pareto_front  # noqa: E402
+from .codecs import ANCHOR  # noqa: E402
+from .entropy import CODER_IDS  # noqa: E402
+from .published import published_table  # noqa: E402
+
 POINT_COLUMNS = ["image", "method", "kind", "config", "quantizer", "bytes", "bpp", "psnr", "ssim", "encode_seconds",
-                 "decode_seconds", "seconds", "status", "stream"]
+                 "decode_seconds", "seconds", "status", "stream", "coder",
+                 *(f"bytes_{name}" for name in CODER_IDS)]
+SUMMARY_RATES = (0.1, 0.2, 0.3, 0.5)
 
 
 def points_table(records: list[dict]) -> pd.DataFrame:
@@ -33,9 +40,10 @@ def points_table(records: list[dict]) -> pd.DataFrame:
             config, _, quantizer = point["setting"].rpartition(" ")
             if record["kind"] == "codec":
                 config, quantizer = point["setting"], ""
-            rows.append({**point, "image": record["image"], "method": record["method"], "kind": record["kind"],
-                         "config": config, "quantizer": quantizer, "seconds": record.get("seconds", 0.0),
-                         "status": record["status"]})
+            by_coder = {f"bytes_{name}": size for name, size in (point.get("coder_bytes") or {}).items()}
+            rows.append({**point, **by_coder, "image": record["image"], "method": record["method"],
+                         "kind": record["kind"], "config": config, "quantizer": quantizer,
+                         "seconds": record.get("seconds", 0.0), "status": record["status"]})
     return pd.DataFrame(rows, columns=POINT_COLUMNS)
 
 
@@ -103,51 +111,95 @@ def write_compressai_json(curves: dict[str, pd.DataFrame], points: pd.DataFrame,
                         "decoding_time": front["decode_seconds"].tolist(),
                         "setting": [f"{c} {q}".strip() for c, q in zip(front["config"], front["quantizer"])]},
         }
-        (folder / "json").mkdir(parents=True, exist_ok=True)
-        (folder / "json" / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', method)}.json").write_text(json.dumps(payload, indent=2))
+        target = inside(folder, Path("json") / f"{safe_name(method)}.json")  # a plugin may name a method anything
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(payload, indent=2))
 
 
-def plot_rd(curves: dict[str, pd.DataFrame], title: str, path: Path) -> None:
-    """PSNR against bpp: each method's averaged points (faint) and their Pareto front (line)."""
-    figure, ax = plt.subplots(figsize=(7, 4.8), layout="constrained")
-    for method, curve in sorted(curves.items(), key=lambda item: item[0] not in ("jpeg", "webp", "jpeg2000")):
-        codec = method in ("jpeg", "webp", "jpeg2000")
+def plot_rd(curves: dict[str, pd.DataFrame], kinds: dict[str, str], title: str, path: Path) -> None:
+    """Left: PSNR against bpp as measured here (codecs dashed, each representation's Pareto front over its
+    points). Right: the published Kodak points, dashed, in their own panel: not measured here, other images."""
+    figure, (ax, ref) = plt.subplots(1, 2, figsize=(13, 5.2), layout="constrained", sharey=False)
+    codec_styles = iter([("0.45", "-."), ("0.3", ":"), ("0.6", (0, (5, 2, 1, 2))), ("0.5", "--")])
+    colours = iter(plt.get_cmap("tab20").colors)
+    for method, curve in sorted(curves.items(), key=lambda item: (kinds[item[0]] != "codec", item[0])):
         bpp, psnr = pareto_front(curve["bpp"].to_numpy(), curve["psnr"].to_numpy())
-        line, = ax.plot(bpp, psnr, "--" if codec else "-o", markersize=3, label=method, color="k" if method == ANCHOR
-                        else None)
-        if not codec:
-            ax.scatter(curve["bpp"], curve["psnr"], s=8, alpha=0.3, color=line.get_color())
-    ax.set_xscale("log")
-    ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator([0.05, 0.1, 0.2, 0.3, 0.6, 1, 2, 4, 8]))
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # log minor labels overlap
-    ax.set_xlabel("bits per pixel (from the bytes written)")
-    ax.set_ylabel("PSNR (dB, 8-bit)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, ncols=2)
+        if kinds[method] == "codec":  # greys and dashes; the anchor black and on top
+            colour, style = ("k", "--") if method == ANCHOR else next(codec_styles, ("0.5", "--"))
+            ax.plot(bpp, psnr, linestyle=style, color=colour, linewidth=1.6 if method == ANCHOR else 1.2,
+                    label=f"{method} (anchor)" if method == ANCHOR else method, zorder=3 if method == ANCHOR else 2)
+            continue
+        colour = next(colours, None)
+        ax.plot(bpp, psnr, "-o", markersize=3, label=method, color=colour)
+        ax.scatter(curve["bpp"], curve["psnr"], s=8, alpha=0.3, color=colour)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, ncols=2)
+    for method, rows in published_table().groupby("method", sort=False):
+        ref.plot(rows["bpp"], rows["psnr"], "--o", markersize=3, linewidth=1, label=method)
+    ref.set_title("published, Kodak, not measured here\n(C3's baselines/kodak.py; other images than the left panel)",
+                  fontsize=9)
+    ref.legend(fontsize=7)
+    for axis in (ax, ref):
+        axis.set_xscale("log")
+        axis.xaxis.set_major_locator(matplotlib.ticker.FixedLocator([0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 4, 8, 16, 32]))
+        axis.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        axis.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # log minor labels overlap
+        axis.set_xlabel("bits per pixel (from the bytes written)")
+        axis.set_ylabel("PSNR (dB, 8-bit RGB)")
+        axis.grid(True, which="both", alpha=0.3)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=120)
     plt.close(figure)
 
 
-def rate_table(curves: dict[str, pd.DataFrame], bd: pd.DataFrame, rates=(0.1, 0.3, 0.6)) -> pd.DataFrame:
-    """Per representation: PSNR at each rate (interpolated in log-rate on its Pareto front) beside JPEG's."""
-    def at(curve: pd.DataFrame, rate: float) -> float:
-        bpp, psnr = pareto_front(curve["bpp"].to_numpy(), curve["psnr"].to_numpy())
-        return float(np.interp(np.log(rate), np.log(bpp), psnr, left=np.nan, right=np.nan)) if len(bpp) else np.nan
+def psnr_at(curve: pd.DataFrame, rate: float) -> float:
+    """PSNR at `rate` on the curve's Pareto front (pchip in log-rate); nan outside the points' range."""
+    bpp, psnr = pareto_front(curve["bpp"].to_numpy(), curve["psnr"].to_numpy())
+    if len(bpp) == 0 or not bpp[0] <= rate <= bpp[-1]:
+        return float("nan")
+    if len(bpp) == 1:
+        return float(psnr[0])
+    return float(PchipInterpolator(np.log(bpp), psnr)(np.log(rate)))
 
+
+def rate_table(curves: dict[str, pd.DataFrame], kinds: dict[str, str], bd: pd.DataFrame,
+               rates: tuple[float, ...] = SUMMARY_RATES) -> pd.DataFrame:
+    """Per representation: PSNR at each rate beside every codec's at the same rate, and BD-rate against JPEG."""
+    codecs = sorted(m for m in curves if kinds[m] == "codec")
     rows = []
-    for method, curve in curves.items():
-        if method == ANCHOR or method not in set(bd["method"]):
+    for method, curve in sorted(curves.items()):
+        if kinds[method] == "codec":
             continue
         row = {"method": method}
         for rate in rates:
-            row[f"psnr@{rate}"] = at(curve, rate)
-            row[f"jpeg@{rate}"] = at(curves[ANCHOR], rate) if ANCHOR in curves else np.nan
-        row["bd_rate_vs_jpeg_%"] = float(bd.loc[bd["method"] == method, "bd_rate_percent"].iloc[0])
+            row[f"psnr@{rate:g}"] = psnr_at(curve, rate)
+            for codec in codecs:
+                row[f"{codec}@{rate:g}"] = psnr_at(curves[codec], rate)
+        match = bd.loc[bd["method"] == method]
+        row["bd_rate_vs_jpeg_%"] = float(match["bd_rate_percent"].iloc[0]) if len(match) else float("nan")
+        row["bd_psnr_vs_jpeg_db"] = float(match["bd_psnr_db"].iloc[0]) if len(match) else float("nan")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def coder_table(points: pd.DataFrame) -> pd.DataFrame:
+    """Per representation and quantizer, the ans coder's saving against the best byte coder (zlib or lzma) and
+    against raw bit-packing, in % of the stream: mean, min and max over the streams."""
+    columns = ["method", "quantizer", "streams", "ans_vs_best_byte_coder_mean_%", "ans_vs_best_byte_coder_min_%",
+               "ans_vs_best_byte_coder_max_%", "ans_vs_raw_mean_%", "ans_chosen_%"]
+    needed = {"bytes_ans", "bytes_zlib", "bytes_lzma", "bytes_raw"}
+    rows = points[(points["kind"] == "representation")].dropna(subset=[c for c in needed if c in points])
+    if not needed <= set(points.columns) or rows.empty:
+        return pd.DataFrame(columns=columns)
+    rows = rows.assign(
+        byte_best=rows[["bytes_zlib", "bytes_lzma"]].min(axis=1),
+        saving=lambda r: 100 * (1 - r["bytes_ans"] / r["byte_best"]),
+        saving_raw=lambda r: 100 * (1 - r["bytes_ans"] / r["bytes_raw"]))
+    table = []
+    for (method, quantizer), group in [(("all", "all"), rows), *rows.groupby(["method", "quantizer"])]:
+        table.append([method, quantizer, len(group), group["saving"].mean(), group["saving"].min(),
+                      group["saving"].max(), group["saving_raw"].mean(), 100 * (group["coder"] == "ans").mean()])
+    return pd.DataFrame(table, columns=columns)
 
 
 def write_reports(records: list[dict], folder: Path, title: str) -> pd.DataFrame:
@@ -157,10 +209,13 @@ def write_reports(records: list[dict], folder: Path, title: str) -> pd.DataFrame
     matched_table(points).to_csv(folder / "matched.csv", index=False)
     bd = bd_table(points)
     bd.to_csv(folder / "bd.csv", index=False)
+    coder_table(points).to_csv(folder / "coders.csv", index=False)
+    published_table().to_csv(folder / "published.csv", index=False)
     curves = averaged_curves(points)
+    kinds = dict(zip(points["method"], points["kind"]))
     write_compressai_json(curves, points, folder)
-    plot_rd(curves, title, folder / "rd.png")
-    summary = rate_table(curves, bd)
+    plot_rd(curves, kinds, title, folder / "rd.png")
+    summary = rate_table(curves, kinds, bd)
     summary.to_csv(folder / "summary.csv", index=False)
     return summary
 

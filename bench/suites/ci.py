@@ -1,9 +1,11 @@
 """CI regression suite: a small deterministic configuration checked against thresholds kept in the repository.
 
 `python run_bench.py --suite ci` fits every registered representation (and the interpolation references) on the
-built-in images at the fixed `ci` preset, compares each measured value with its threshold in
-`results/reference/ci_thresholds.json`, prints the table and exits 1 naming every regression.
-`--update-thresholds` rewrites the file from the run: threshold = measured - margin (or + margin for a maximum).
+built-in images at the fixed `ci` preset, and writes each representation's fit as a compression stream; it
+compares each measured value (test PSNR; the stream's bits per pixel and its PSNR gap to JPEG at matched rate)
+with its threshold in `results/reference/ci_thresholds.json`, prints the table and exits 1 naming every
+regression. `--update-thresholds` rewrites the file from the run: threshold = measured - margin (or + margin for
+a maximum).
 """
 
 from __future__ import annotations
@@ -11,25 +13,31 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 
 import fitbench
 from fitbench import datasets, representations
 
+from ..compression.bitstream import VERSION as STREAM_VERSION
+from ..compression.codecs import JPEG
+from ..compression.report import matched_table, points_table
+from ..compression.runs import CodecRun, RepresentationRun
+from ..engine import resolve_device
 from ..executor import execute_pending
 from ..hardware import torch_threads
 from ..interpolation import INTERPOLATIONS
 from ..options import SuiteOptions
 from ..presets import Preset
-from ..records import FitRecord, RecordLog, records_of, run_key
+from ..records import RecordLog, records_of, run_key
 from ..runs import FitRun, execute_fit
 from . import register_suite
-from .fitting import load_preset_images, plan_fits
+from .fitting import load_preset_images, plan_fits, selected_representations
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 DEFAULT_THRESHOLDS = REPOSITORY / "results" / "reference" / "ci_thresholds.json"
@@ -40,6 +48,10 @@ DEFAULT_THRESHOLDS = REPOSITORY / "results" / "reference" / "ci_thresholds.json"
 CI_PRESET = Preset("ci", "the CI regression check's fixed configuration", size=64, steps=300, seeds=1,
                    image_set="builtin", max_images=2, size_class="tiny")
 PROTOCOL = "alternate"
+# The compression check: the same networks fitted to every pixel, tuned through 8-bit quantization and written as
+# a stream with the compression suite's recipe (best weights, quantization-aware tuning, the best entropy coder).
+STREAM = {"protocol": "full", "quantizer": "q8", "qat_steps": 30, "coder": "best", "anchor": JPEG.name,
+          "format": STREAM_VERSION}
 
 
 @dataclass(frozen=True)
@@ -55,8 +67,12 @@ class Check:
         return round(measured - self.margin if self.bound == "min" else measured + self.margin, 2)
 
 
-# Compression (min ΔPSNR vs JPEG, max bpp) joins here once fitbench.compression has records to read.
-CHECKS = [Check("fitting", "psnr_test", "min", margin=0.5)]
+CHECKS = [
+    Check("fitting", "psnr_test", "min", margin=0.5),
+    # the stream's PSNR minus JPEG 4:2:0's for the largest JPEG file not above the stream's size (matched.csv)
+    Check("compression", "delta_psnr", "min", margin=0.5),
+    Check("compression", "bpp", "max", margin=0.1),  # the stream's bits per pixel, from its bytes
+]
 
 
 @dataclass(frozen=True)
@@ -109,22 +125,23 @@ class ThresholdFile:
 
 @dataclass(frozen=True)
 class CiRun:
-    """A fit whose key also names the code and torch version, so a resumed check never reuses stale results."""
+    """A suite's run whose key also names the code and torch version, so a resumed check never reuses stale
+    results."""
 
-    fit: FitRun
+    run: Any  # FitRun, RepresentationRun or CodecRun
     code: str
 
     @property
     def key(self) -> str:
-        return run_key(fit=self.fit.key, code=self.code)
+        return run_key(run=self.run.key, code=self.code)
 
     @property
     def label(self) -> str:
-        return self.fit.label
+        return self.run.label
 
     @property
     def steps(self) -> int:
-        return self.fit.steps
+        return self.run.steps
 
 
 def add_arguments(group) -> None:
@@ -137,7 +154,7 @@ def add_arguments(group) -> None:
 def configuration() -> dict:
     """What the thresholds were measured with; a file measured another way must be rewritten, not compared.
     (Each threshold also keeps its representation's resolved settings: see `compare`.)"""
-    return {"preset": dataclasses.asdict(CI_PRESET), "protocol": PROTOCOL, "threads": 1}
+    return {"preset": dataclasses.asdict(CI_PRESET), "protocol": PROTOCOL, "threads": 1, "compression": STREAM}
 
 
 def settings_of(representation: str) -> dict:
@@ -154,18 +171,54 @@ def code_fingerprint() -> str:
     return digest.hexdigest()[:12]
 
 
-def execute_ci_run(run: CiRun, on_step: Callable[[int, float], None]) -> tuple[FitRecord, object]:
-    record, reconstruction = execute_fit(run.fit, on_step)
-    return dataclasses.replace(record, key=run.key), reconstruction
+def plan_compression(options: SuiteOptions, image_set: str, images: list) -> list:
+    """Per image: JPEG's sweep (the anchor), and a stream of every representation at its CI settings."""
+    device = str(resolve_device(options.device))
+    runs = []
+    for image in images:
+        runs.append(CodecRun(JPEG, image, image_set, CI_PRESET.name))
+        for name in selected_representations(options):
+            fit = FitRun(name, image, image_set, STREAM["protocol"], CI_PRESET.name, 0, CI_PRESET.steps,
+                         tuple(sorted(settings_of(name).items())), device)
+            runs.append(RepresentationRun(fit, (STREAM["quantizer"],), STREAM["qat_steps"], STREAM["coder"]))
+    return runs
 
 
-def measure(records: list[dict]) -> dict[tuple[str, str, str, str], float | None]:
-    """(suite, representation, image, metric) -> measured value (None for a failed run)."""
+def execute_ci_run(run: CiRun, on_step: Callable[[int, float], None]) -> tuple[Any, object]:
+    record, artifact = execute_fit(run.run, on_step) if isinstance(run.run, FitRun) else run.run.execute(on_step)
+    return dataclasses.replace(record, key=run.key), artifact
+
+
+def fitting_values(records: list[dict]) -> dict[tuple[str, str], dict[str, float] | None]:
+    """(representation, image) -> the fitting metrics (None for a failed run)."""
+    return {(r["representation"], r["image"]): (r if r.get("status") == "ok" else None) for r in records}
+
+
+def compression_values(records: list[dict]) -> dict[tuple[str, str], dict[str, float] | None]:
+    """(representation, image) -> bpp and delta_psnr of its one stream (None for a failed run). A stream smaller
+    than JPEG's smallest file has no JPEG to match, so no delta_psnr: that check does not apply to it (its bpp
+    check still does)."""
+    values = {(r["method"], r["image"]): None for r in records if r["kind"] == "representation"}
+    matched = matched_table(points_table(records))
+    for row in matched.to_dict("records"):
+        values[(row["method"], row["image"])] = {"bpp": row["bpp"], **(
+            {"delta_psnr": row["delta_psnr"]} if math.isfinite(row["delta_psnr"]) else {})}
+    return values
+
+
+SUITE_VALUES = {"fitting": fitting_values, "compression": compression_values}
+
+
+def measure(records: dict[str, list[dict]]) -> dict[tuple[str, str, str, str], float | None]:
+    """(suite, representation, image, metric) -> measured value (None for a failed run), from each suite's
+    records; a metric that does not apply to a run (see `compression_values`) is left out."""
     values = {}
     for check in CHECKS:
-        for record in records:
-            value = record.get(check.metric) if record.get("status") == "ok" else None
-            values[(check.suite, record["representation"], record["image"], check.metric)] = value
+        for (representation, image), metrics in SUITE_VALUES[check.suite](records.get(check.suite, [])).items():
+            if metrics is not None and check.metric not in metrics:
+                continue  # not applicable to this run
+            value = None if metrics is None else metrics[check.metric]
+            values[(check.suite, representation, image, check.metric)] = None if value is None else float(value)
     return values
 
 
@@ -224,8 +277,10 @@ def print_table(rows: list[list]) -> None:
 @register_suite("ci", "regression check: a small deterministic fit of every representation against "
                 "results/reference/ci_thresholds.json; exit 1 on a regression", add_arguments)
 def run_ci(options: SuiteOptions) -> int:
+    # threads too: the thresholds hold float results of one-thread reductions (`configuration()["threads"]`)
     fixed = {"--steps": options.steps, "--size": options.size, "--seeds": options.seeds, "--images": options.images,
-             "--set": options.settings or None}
+             "--set": options.settings or None, "--threads-per-fit": getattr(options.args, "threads_per_fit", None),
+             "--cpus-per-fit": getattr(options.args, "cpus_per_fit", None)}
     if given := [flag for flag, value in fixed.items() if value is not None]:
         raise ValueError(f"the ci suite runs a fixed configuration; drop {', '.join(given)} "
                          "(only --reps and --max-images narrow it)")
@@ -239,16 +294,21 @@ def run_ci(options: SuiteOptions) -> int:
         stored = None  # measured another way: none of its entries is kept
 
     folder = options.suite_dir("ci")
-    log = RecordLog(folder / "runs.jsonl")
-    if options.fresh and (moved := log.set_aside()):
-        print(f"--fresh: previous records moved to {moved}", file=sys.stderr)
+    logs = {"fitting": RecordLog(folder / "runs.jsonl"), "compression": RecordLog(folder / "compression.jsonl")}
+    if options.fresh:
+        for log in logs.values():
+            if moved := log.set_aside():
+                print(f"--fresh: previous records moved to {moved}", file=sys.stderr)
     with torch_threads(1):  # the same float reductions on every machine
         image_set, images = load_preset_images(options, CI_PRESET)
         code = code_fingerprint()
-        runs = [CiRun(fit, code) for fit in plan_fits(options, CI_PRESET, image_set, images, PROTOCOL)]
-        execute_pending(runs, log, execute_ci_run)
-    measured = measure(records_of(log.read(), {run.key for run in runs}))
-    planned = {(run.fit.representation, run.fit.image.name) for run in runs}
+        runs = {"fitting": [CiRun(fit, code) for fit in plan_fits(options, CI_PRESET, image_set, images, PROTOCOL)],
+                "compression": [CiRun(run, code) for run in plan_compression(options, image_set, images)]}
+        for suite, planned_runs in runs.items():
+            execute_pending(planned_runs, logs[suite], execute_ci_run)
+    measured = measure({suite: records_of(logs[suite].read(), {run.key for run in planned_runs})
+                        for suite, planned_runs in runs.items()})
+    planned = {(run.run.representation, run.run.image.name) for run in runs["fitting"]}
 
     if update:
         new = ThresholdFile(configuration(), updated_thresholds(stored.thresholds if stored else [], measured))

@@ -184,6 +184,15 @@ def full_batch_loop(model, image, split, config: FitConfig, preset: SpeedPreset)
     return log.steps_done[0], clock, log.warmup_seconds
 
 
+def loop_configs(preset: SpeedPreset, lr: float, device: str, precision: str, compile: bool
+                 ) -> tuple[FitConfig, FitConfig]:
+    """The eager and the fast loop's configs. The time-to-target check runs at each host sync, so they sync at
+    every check (CUDA's default of every 200 steps would put every check after a 100-step preset's last step)."""
+    checks = dict(log_every=preset.eval_every, sync_every=preset.eval_every)
+    return (FitConfig(preset.steps, lr, device, **checks),
+            FitConfig(preset.steps, lr, device, **checks, precision=precision, compile=compile))
+
+
 def measure(name, loop, model, run: Callable, pixels: int, device, precision, notes="") -> SpeedRow:
     flops = training_step_flops(model, pixels)
     with PeakMemory(device) as memory:
@@ -203,9 +212,7 @@ def compare_loops(name: str, image: np.ndarray, preset: SpeedPreset, options: Su
     torch.manual_seed(0)
     initial = representations.build(name, out_features=image.shape[2], **overrides)
     pixels = int(split.train.sum())
-    eager = FitConfig(preset.steps, lr, str(device), log_every=preset.eval_every)
-    fast = FitConfig(preset.steps, lr, str(device), log_every=preset.eval_every, precision=options.args.speed_precision,
-                     compile=not options.args.no_compile)
+    eager, fast = loop_configs(preset, lr, str(device), options.args.speed_precision, not options.args.no_compile)
     reference_pixels = REFERENCE_BATCH
     rows = [
         measure(name, "reference", initial, lambda m=copy.deepcopy(initial): reference_loop(m, image, split, lr, device, preset),

@@ -51,7 +51,11 @@ class TuningPlan:
 
 
 # The FFN paper's own tuning images (16 natural, 16 text) are what the standard preset is tuned on.
-TUNING_PLANS = {"standard": TuningPlan((("ffn-natural", 2), ("ffn-text", 2)))}
+TUNING_PLANS = {
+    "standard": TuningPlan((("ffn-natural", 2), ("ffn-text", 2))),
+    # one image of each kind and half the trials: 12 fits per representation
+    "quick": TuningPlan((("ffn-natural", 1), ("ffn-text", 1)), trials=6, finalists=6),
+}
 
 
 def add_arguments(group) -> None:
