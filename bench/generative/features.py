@@ -6,8 +6,12 @@ features are the 128 ReLU activations of the penultimate layer, `FEATURE_LAYER`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import inspect
+import io
 import json
+import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -54,34 +58,39 @@ class FeatureExtractor(nn.Module):
 
 @dataclass(frozen=True)
 class ClassifierSpec:
-    """How the feature classifier is trained; its hash names the cached file."""
+    """How the feature classifier is trained; with the data and the code that trains it, it names the cache."""
 
-    train_count: int | None = None  # None: all 60,000 training images
+    train_count: int | None = None  # None: all of the classifier's split of MNIST train (data.TrainingSplits)
     epochs: int = 6
     lr: float = 1e-3
     lr_decay: float = 0.7  # per epoch; the last epochs' smaller steps take test accuracy past 99%
     batch_size: int = 128
     seed: int = 0
 
-    def tag(self, train: Digits) -> str:
-        """Names the cached file: the spec and a fingerprint of the images it learns from (so other data never
-        picks up a classifier trained on MNIST, or the reverse)."""
-        fingerprint = hashlib.sha1((train.images * 255).round().to(torch.uint8).numpy().tobytes()).hexdigest()
-        text = json.dumps({**asdict(self), "data": fingerprint}, sort_keys=True)
-        return "mnist-cnn-" + hashlib.sha1(text.encode()).hexdigest()[:10]
+
+def fingerprint(digits: Digits) -> str:
+    return hashlib.sha1((digits.images * 255).round().to(torch.uint8).numpy().tobytes()
+                        + digits.labels.numpy().tobytes()).hexdigest()
+
+
+def cache_identity(spec: ClassifierSpec, train: Digits, test: Digits) -> dict:
+    """Everything that produced a cached classifier: its spec, the images it learnt from and was tested on, the
+    code of its architecture and training loop, and torch's version. A cache is used only if all of it matches."""
+    return {"spec": asdict(spec), "train": fingerprint(train), "test": fingerprint(test), "layer": FEATURE_LAYER,
+            "code": CODE_VERSION, "torch": torch.__version__}
 
 
 @dataclass(frozen=True)
 class FeatureNetwork:
     extractor: FeatureExtractor
     spec: ClassifierSpec
-    test_accuracy: float
+    test_accuracy: float  # on the MNIST test set (the images every model is scored against)
     path: Path  # the cached weights; the file's stem is the classifier's tag
 
     @property
     def description(self) -> str:
         trained_on = "all" if self.spec.train_count is None else str(self.spec.train_count)
-        return (f"{self.path.stem} (CNN, {trained_on} train images, {self.spec.epochs} epochs, "
+        return (f"{self.path.stem} (CNN, {trained_on} classifier-split train images, {self.spec.epochs} epochs, "
                 f"test accuracy {self.test_accuracy:.2%}), layer {FEATURE_LAYER}")
 
     @torch.no_grad()
@@ -90,34 +99,70 @@ class FeatureNetwork:
         return torch.cat([classifier(chunk).argmax(1) for chunk in images.split(BATCH)])
 
 
-class ChecksumError(ValueError):
-    pass
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write a temporary file beside `path` and rename it over `path`: a reader sees the old file or the new one."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with temporary.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, path)
+
+
+def read_cache(weights: Path, info: Path, identity: dict) -> tuple[dict, float] | None:
+    """The cached state dict and test accuracy, or None (saying why on stderr) when the cache cannot be used."""
+    if not info.exists() and not weights.exists():
+        return None
+    try:
+        meta = json.loads(info.read_text())
+        if meta.get("identity") != identity:
+            problem = "was made by other settings, data or code"
+        elif sha256_of(weights.read_bytes()) != meta.get("sha256"):
+            problem = f"does not match the sha256 of {weights.name}"
+        else:
+            return torch.load(weights, map_location="cpu", weights_only=True), float(meta["test_accuracy"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as error:
+        problem = f"cannot be read ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})"
+    print(f"feature classifier cache {info} {problem}; retraining it and overwriting {info.name} and {weights.name}",
+          file=sys.stderr)
+    return None
 
 
 def load_or_train(spec: ClassifierSpec, cache: Path, train: Digits, test: Digits) -> FeatureNetwork:
-    """The cached classifier `cache/<tag>.pt` if its sha256 matches `<tag>.json`; else train it and cache it."""
-    tag = spec.tag(train)
+    """The cached classifier `cache/<tag>.pt` if `<tag>.json` holds its identity and sha256; else train and cache it.
+
+    A cache that does not match (a half-written or edited file, other data or code) is retrained and replaced;
+    files are written to a temporary name and renamed, the weights before the JSON that vouches for them.
+    """
+    train = train.shuffled_head(spec.train_count, spec.seed)
+    identity = cache_identity(spec, train, test)
+    tag = "mnist-cnn-" + hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:10]
     weights, info = cache / f"{tag}.pt", cache / f"{tag}.json"
+    torch.manual_seed(spec.seed)  # before construction: the initial weights come from this seed
     classifier = DigitClassifier()
-    if weights.exists() and info.exists():
-        meta = json.loads(info.read_text())
-        if sha256_of(weights) != meta["sha256"]:
-            raise ChecksumError(f"{weights} does not match the sha256 in {info}; delete both files to retrain it")
-        classifier.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        return FeatureNetwork(FeatureExtractor(classifier.eval()), spec, meta["test_accuracy"], weights)
+    if cached := read_cache(weights, info, identity):
+        state, accuracy = cached
+        classifier.load_state_dict(state)
+        return FeatureNetwork(FeatureExtractor(classifier.eval()), spec, accuracy, weights)
     print(f"training the feature classifier {tag} (cached in {cache})", file=sys.stderr)
-    fit_classifier(classifier, train.shuffled_head(spec.train_count, spec.seed), spec)
-    accuracy = float((FeatureNetwork(FeatureExtractor(classifier), spec, 0, weights).predict(test.images)
-                      == test.labels).float().mean())
-    cache.mkdir(parents=True, exist_ok=True)
-    torch.save(classifier.state_dict(), weights)
-    info.write_text(json.dumps({"sha256": sha256_of(weights), "test_accuracy": accuracy, "layer": FEATURE_LAYER,
-                                "spec": asdict(spec)}, indent=1))
-    return FeatureNetwork(FeatureExtractor(classifier), spec, accuracy, weights)
+    fit_classifier(classifier, train, spec)
+    network = FeatureNetwork(FeatureExtractor(classifier), spec, 0.0, weights)
+    accuracy = float((network.predict(test.images) == test.labels).float().mean())
+    buffer = io.BytesIO()
+    torch.save(classifier.state_dict(), buffer)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        write_atomically(weights, buffer.getvalue())
+        meta = {"identity": identity, "sha256": sha256_of(buffer.getvalue()), "test_accuracy": accuracy}
+        write_atomically(info, json.dumps(meta, indent=1).encode())
+    except OSError as error:
+        raise ValueError(f"cannot write the feature classifier cache {cache} ({error.strerror}); "
+                         "pass --classifier-cache DIR with a writable folder") from None
+    return dataclasses.replace(network, test_accuracy=accuracy)
 
 
 def fit_classifier(classifier: DigitClassifier, data: Digits, spec: ClassifierSpec) -> None:
@@ -133,3 +178,7 @@ def fit_classifier(classifier: DigitClassifier, data: Digits, spec: ClassifierSp
             optimiser.step()
         schedule.step()
     classifier.eval()
+
+
+# The classifier's architecture and training loop as written when this module was imported.
+CODE_VERSION = hashlib.sha1((inspect.getsource(DigitClassifier) + inspect.getsource(fit_classifier)).encode()).hexdigest()

@@ -13,9 +13,10 @@ import torch
 from torch import Tensor
 
 from ..records import run_key
+from .budget import Budget
 from .data import NUM_CLASSES, Digits
 from .features import FEATURE_LAYER, ClassifierSpec, FeatureNetwork
-from .models import build_model, make_model_config
+from .models import build_model, get_model_entry, make_model_config
 from .scores import score_samples
 from .training import save_checkpoint, steps_per_epoch, train
 
@@ -27,12 +28,14 @@ REFERENCES = ("real", "class_means", "noise")
 class GenerativeRun:
     model: str  # a registered model or a name from REFERENCES
     preset: str
-    epochs: int
+    form: str  # models: "as written" or "best in family" (+ "--set" when the command changed its settings)
+    budget: Budget  # the same for every model of a preset
     train_count: int
-    n_samples: int
-    n_real: int
+    n_samples: int  # generated images, and real images they are scored against
     classifier: ClassifierSpec  # how the feature network was trained
-    max_seconds: float | None = None
+    scored_on: str = "test"  # "test" or "validation" (a held-out part of MNIST train, for choosing settings)
+    device: str = "cpu"
+    threads: int = 1  # torch's CPU threads: what a CPU-time budget buys depends on it
     kid_subsets: int = 100
     overrides: tuple[tuple[str, Any], ...] = ()
 
@@ -45,19 +48,19 @@ class GenerativeRun:
         return {} if self.is_reference else dataclasses.asdict(make_model_config(self.model, **dict(self.overrides)))
 
     @property
-    def steps(self) -> int:  # for the progress bar
-        if self.is_reference:
+    def steps(self) -> int:  # for the progress bar; unknown in advance under a time budget
+        if self.is_reference or self.budget.epochs is None:
             return 0
-        return self.epochs * steps_per_epoch(self.train_count, self.config["batch_size"])
+        return self.budget.epochs * steps_per_epoch(self.train_count, self.config["batch_size"])
 
     @property
     def key(self) -> str:
-        return run_key(suite="generative", **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
-                       config=self.config)
+        identity = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return run_key(suite="generative", **identity, config=self.config)
 
     @property
     def label(self) -> str:
-        return self.model if self.is_reference else f"{self.model} ({self.epochs} epochs)"
+        return self.model if self.is_reference else f"{self.model} ({self.budget})"
 
 
 @dataclass
@@ -68,9 +71,16 @@ class GenerativeRecord:
     kind: str  # "model" or "reference"
     preset: str
     status: str  # ok | error
-    epochs: float = 0.0
+    form: str = ""  # models: "as written" or "best in family"
+    source: str = ""  # where the model's settings come from
+    budget: str = ""  # what every model of the preset was given, e.g. cpu_seconds=300
+    epochs: float = 0.0  # what this one used: epochs (fractional under a time budget), steps, both clocks
     steps: int = 0
-    train_seconds: float = 0.0
+    train_seconds: float = 0.0  # wall clock
+    cpu_seconds: float = 0.0  # this process's CPU time, all threads
+    device: str = "cpu"
+    threads: int = 1  # torch's CPU threads: CPU seconds buy less with more threads (they wait for each other)
+    scored_on: str = "test"
     fd: float | None = None
     kid: float | None = None
     kid_std: float | None = None
@@ -82,6 +92,7 @@ class GenerativeRecord:
     n_real: int = 0
     extractor: str = ""
     layer: str = FEATURE_LAYER
+    classifier_acc: float | None = None  # the feature classifier's accuracy on the MNIST test set
     params: int = 0
     config: dict[str, Any] = field(default_factory=dict)
     logs: dict[str, float] = field(default_factory=dict)
@@ -110,9 +121,10 @@ class Artifacts:
 class ScoringContext:
     """Everything a run is scored against, prepared once per suite invocation."""
 
-    train: Digits
-    test: Digits  # the n_real test images
-    test_features: Tensor
+    train: Digits  # what the generators train on
+    real_pool: Digits  # what the `real` row draws from: training images the classifier never saw
+    reference: Digits  # the real images scored against: MNIST test, or the validation split
+    reference_features: Tensor
     features: FeatureNetwork
 
 
@@ -123,44 +135,54 @@ def requested_labels(count: int) -> Tensor:
 
 def reference_samples(name: str, context: ScoringContext, count: int) -> tuple[Tensor, Tensor | None]:
     """Images of a reference row and the classes they stand for (None where they stand for none)."""
-    train = context.train
     generator = torch.Generator().manual_seed(0)
-    if name == "real":  # a train sample against the test set: the best any generator can hope for
-        pick = torch.randperm(len(train), generator=generator)[:count]
-        return train.images[pick], train.labels[pick]
+    if name == "real":  # training images against the test set: the best any generator can hope for
+        pool = context.real_pool
+        pick = torch.randperm(len(pool), generator=generator)[:count]
+        return pool.images[pick], pool.labels[pick]
     if name == "class_means":
-        labels = requested_labels(count)
+        train, labels = context.train, requested_labels(count)
         means = torch.stack([train.images[train.labels == c].mean(0) for c in range(NUM_CLASSES)])
         return means[labels], labels
     return torch.rand(count, 1, 28, 28, generator=generator), None  # noise
 
 
+def train_and_sample(run: GenerativeRun, context: ScoringContext, record: GenerativeRecord,
+                     on_step: Callable[[int, float], None] | None) -> tuple[Tensor, Tensor | None, Artifacts]:
+    """Train the run's model on its device within its budget, fill in what it used, and draw its samples."""
+    config = make_model_config(run.model, **dict(run.overrides))
+    torch.manual_seed(config.seed)
+    model = build_model(run.model, config)
+    record.params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    outcome = train(model, context.train, run.budget, on_step, run.device)
+    record.epochs, record.steps = outcome.epochs, outcome.steps
+    record.train_seconds, record.cpu_seconds = outcome.seconds, outcome.cpu_seconds
+    record.logs = {"final_loss": outcome.final_loss, **outcome.logs}
+    labels = requested_labels(run.n_samples)
+    images = model.sample(labels).cpu()
+    strips = torch.cat([model.interpolate(c, 10) for c in range(NUM_CLASSES)]).cpu()
+    return images, labels if model.conditional else None, Artifacts(images[:100], strips, model)
+
+
 def execute_generative(run: GenerativeRun, on_step: Callable[[int, float], None] | None = None, *,
                        context: ScoringContext) -> tuple[GenerativeRecord, Artifacts]:
     """Train (unless a reference) and score; an exception becomes a record with status "error"."""
-    record = GenerativeRecord(run.model, "reference" if run.is_reference else "model", run.preset, "error",
-                              extractor=context.features.description, key=run.key, config=run.config)
+    record = GenerativeRecord(run.model, "reference", run.preset, "error", device=run.device,
+                              threads=run.threads, scored_on=run.scored_on,
+                              extractor=context.features.description, classifier_acc=context.features.test_accuracy,
+                              key=run.key, config=run.config)
+    if not run.is_reference:
+        entry = get_model_entry(run.model)
+        record.kind, record.form, record.source, record.budget = "model", run.form, entry.source, str(run.budget)
     try:
-        artifacts = Artifacts()
         if run.is_reference:
             images, labels = reference_samples(run.model, context, run.n_samples)
-            artifacts.grid = images[:100]
+            artifacts = Artifacts(grid=images[:100])
         else:
-            config = make_model_config(run.model, **dict(run.overrides))
-            torch.manual_seed(config.seed)
-            model = build_model(run.model, config)
-            record.params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-            outcome = train(model, context.train, run.epochs, on_step, run.max_seconds)
-            record.epochs, record.steps, record.train_seconds = outcome.epochs, outcome.steps, outcome.seconds
-            record.logs = {"final_loss": outcome.final_loss, **outcome.logs}
-            labels = requested_labels(run.n_samples)
-            images = model.sample(labels)
-            labels = labels if model.conditional else None
-            artifacts = Artifacts(images[:100], torch.cat([model.interpolate(c, 10) for c in range(NUM_CLASSES)]),
-                                  model)
+            images, labels, artifacts = train_and_sample(run, context, record, on_step)
         fake = context.features.extractor(images)
         predicted = context.features.predict(images) if labels is not None else None
-        scores = score_samples(context.test_features, fake, predicted, labels, run.kid_subsets)
+        scores = score_samples(context.reference_features, fake, predicted, labels, run.kid_subsets)
         for name, value in dataclasses.asdict(scores).items():
             setattr(record, name, value)
         record.status = "ok"

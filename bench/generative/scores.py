@@ -43,10 +43,10 @@ def kernel_inception_distance(real: Tensor, fake: Tensor, subsets: int = 100, su
     return float(values.mean()), float(values.std(unbiased=False))
 
 
-def kth_neighbour_radius(points: Tensor, k: int) -> Tensor:
-    """Distance from each point to its k-th nearest other point."""
-    distances = torch.cdist(points, points)
-    return distances.kthvalue(k + 1, dim=1).values  # +1: the point itself is at distance 0
+def kth_neighbour_radius(points: Tensor, k: int, chunk: int = 2048) -> Tensor:
+    """Distance from each point to its k-th nearest other point (rows in chunks: 10,000² distances are 400 MB)."""
+    # k + 1: the point itself is at distance 0
+    return torch.cat([torch.cdist(part, points).kthvalue(k + 1, dim=1).values for part in points.split(chunk)])
 
 
 def manifold_coverage(manifold: Tensor, radii: Tensor, queries: Tensor, chunk: int = 2048) -> float:
@@ -56,7 +56,13 @@ def manifold_coverage(manifold: Tensor, radii: Tensor, queries: Tensor, chunk: i
 
 
 def precision_recall(real: Tensor, fake: Tensor, k: int = 3) -> tuple[float, float]:
-    """Kynkäänniemi et al. 2019: precision = fakes on the real k-NN manifold, recall = reals on the fake one."""
+    """Kynkäänniemi et al. 2019: precision = fakes on the real k-NN manifold, recall = reals on the fake one.
+
+    The k-NN radii shrink as a set grows, so the two sets must be equally large: with more real than generated
+    points every precision falls and every recall rises.
+    """
+    if len(real) != len(fake):
+        raise ValueError(f"precision/recall need as many generated as real points, got {len(fake)} and {len(real)}")
     real, fake = real.float(), fake.float()
     precision = manifold_coverage(real, kth_neighbour_radius(real, k), fake)
     recall = manifold_coverage(fake, kth_neighbour_radius(fake, k), real)

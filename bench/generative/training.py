@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import time
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Callable
 
 import torch
 
+from .budget import Budget
 from .data import Digits
 from .models import GenerativeModel, build_model, make_model_config
 
@@ -19,37 +21,52 @@ StepCallback = Callable[[int, float], None]
 
 @dataclass
 class TrainingOutcome:
+    """What training actually used (a time budget ends mid-epoch; the clock it was measured on is the budget's)."""
+
     epochs: float  # completed, fractional when a time budget stopped training mid-epoch
     steps: int
-    seconds: float  # optimisation only, so models compare at equal training time
+    seconds: float  # wall clock, optimisation only
+    cpu_seconds: float  # this process's CPU time over the same span, all threads
     final_loss: float
     logs: dict[str, float]  # the last step's loss terms, plus anything the model reports after training
 
 
-def train(model: GenerativeModel, data: Digits, epochs: int, on_step: StepCallback | None = None,
-          max_seconds: float | None = None) -> TrainingOutcome:
-    """Adam over shuffled minibatches for `epochs` epochs or until `max_seconds`, with the model's own lr and batch."""
+def train(model: GenerativeModel, data: Digits, budget: Budget, on_step: StepCallback | None = None,
+          device: torch.device | str = "cpu") -> TrainingOutcome:
+    """Adam over shuffled minibatches, with the model's own lr(s) and batch, until `budget` is spent.
+
+    The budget is checked after every step, so a time budget overshoots by at most one step. Batches are drawn on
+    the CPU from the config's seed, so the same run sees the same batches on any device.
+    """
     config = model.config
     torch.manual_seed(config.seed)
-    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    model.train()
-    step, loss, logs, start = 0, torch.tensor(float("nan")), {}, time.perf_counter()
-    deadline = start + max_seconds if max_seconds else float("inf")  # equal training time across models
-    batches = (index for _ in range(epochs) for index in torch.randperm(len(data)).split(config.batch_size))
+    model.to(device).train()
+    images, labels = data.images.to(device), data.labels.to(device)
+    optimiser = torch.optim.Adam(model.parameter_groups(), lr=config.lr, weight_decay=config.weight_decay)
+    epochs = range(budget.epochs) if budget.epochs is not None else itertools.count()
+    batches = (index for _ in epochs for index in torch.randperm(len(data)).split(config.batch_size))
+    clock = budget.clock
+    step, loss, logs = 0, torch.tensor(float("nan")), {}
+    start_wall, start_cpu = time.perf_counter(), time.process_time()
+    start = clock() if clock else 0.0
     for index in batches:
-        loss, logs = model.loss(data.images[index], data.labels[index], index)
+        index = index.to(device)
+        loss, logs = model.loss(images[index], labels[index], index)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
         step += 1
         if on_step:
             on_step(step, loss.item())
-        if time.perf_counter() > deadline:
+        if clock and clock() - start >= budget.amount:
             break
-    seconds = time.perf_counter() - start
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds, cpu_seconds = time.perf_counter() - start_wall, time.process_time() - start_cpu
     model.eval()
     logs = {**logs, **model.after_training()}
-    return TrainingOutcome(step / steps_per_epoch(len(data), config.batch_size), step, seconds, loss.item(), logs)
+    return TrainingOutcome(step / steps_per_epoch(len(data), config.batch_size), step, seconds, cpu_seconds,
+                           loss.item(), logs)
 
 
 def steps_per_epoch(count: int, batch_size: int) -> int:
@@ -57,15 +74,16 @@ def steps_per_epoch(count: int, batch_size: int) -> int:
 
 
 def save_checkpoint(model: GenerativeModel, name: str, path: Path) -> None:
-    """State dict plus the model's name and config as JSON: loadable with weights_only=True."""
+    """State dict (on the CPU) plus the model's name and config as JSON: loadable with weights_only=True."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"model": name, "config": json.dumps(dataclasses.asdict(model.config)), "state": model.state_dict()}
+    state = {key: value.cpu() for key, value in model.state_dict().items()}
+    payload = {"model": name, "config": json.dumps(dataclasses.asdict(model.config)), "state": state}
     torch.save(payload, path)
 
 
-def load_checkpoint(path: Path) -> tuple[str, GenerativeModel]:
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[str, GenerativeModel]:
     payload = torch.load(path, map_location="cpu", weights_only=True)
     name = payload["model"]
     model = build_model(name, make_model_config(name, **json.loads(payload["config"])))
     model.load_state_dict(payload["state"])
-    return name, model.eval()
+    return name, model.to(device).eval()
