@@ -36,7 +36,7 @@ def error_line(run_cli, *args) -> str:
 def test_unknown_names_list_the_valid_ones(run_cli, tmp_path):
     assert "choose from: finer, fnet, fourier_features" in error_line(run_cli, "--suite", "fitting", "--reps", "sirn",
                                                                "--preset", "smoke", "--out", tmp_path)
-    assert "choose from: smoke, standard, paper" in error_line(run_cli, "--suite", "fitting", "--preset", "huge")
+    assert "choose from: smoke, standard, quick, paper" in error_line(run_cli, "--suite", "fitting", "--preset", "huge")
     assert "its settings are" in error_line(run_cli, "--suite", "fitting", "--preset", "smoke", "--out", tmp_path,
                                             "--set", "siren.omega=3")
     assert "--steps must be at least 1" in error_line(run_cli, "--suite", "fitting", "--steps", "0")
