@@ -75,8 +75,8 @@ FITTING_PRESETS: dict[str, Preset] = {
             "quick",
             "the standard networks at a quarter of the pixels: every representation on the built-in images at 128^2 "
             "(64^2 training grid), 200 steps, 2 seeds",
-            # What 2 shared CPU cores can tune and evaluate in one sitting (the standard preset's tuning is ~30x
-            # this); its tuned settings ship in results/reference/tuned/quick.json.
+            # What 2 shared CPU cores can tune and evaluate in one sitting (the standard plan tunes 384 fits of 6x
+            # the pixel-steps of this one's 144); its tuned settings ship in results/reference/tuned/quick.json.
             size=128, steps=200, seeds=2, image_set="builtin", size_class="standard",
             tuned=str(tuned_path(SHIPPED, "quick")),
         ),

@@ -89,6 +89,10 @@ def preset_for(options: SuiteOptions) -> Preset:
     preset = get_preset(options.preset)
     tuned = getattr(options.args, "tuned", None)
     if tuned is None:
+        if preset.tuned and not Path(preset.tuned).is_file():
+            print(f"note: preset {preset.name} has no tuned settings yet ({preset.tuned}): source defaults and the "
+                  f"size class are used; `python run_bench.py --suite tune --preset {preset.name}` writes them",
+                  file=sys.stderr)
         return preset
     if tuned != "none" and not Path(tuned).is_file():
         raise ValueError(f"--tuned {tuned}: no such file; give a file written by --suite tune, or none")
