@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import functools
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -17,8 +18,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from .engine import (FitConfig, FitOutcome, finite_reconstruction, held_out_psnr, pixel_sampler, train,
-                     training_pixels)
+from .engine import (FitConfig, FitOutcome, PixelLoss, finite_reconstruction, held_out_psnr, make_optimizer,
+                     make_step, seconds_per_step, train, training_pixels)
 from .flops import training_step_flops
 from .protocol import Split, coordinate_grid
 
@@ -86,12 +87,7 @@ def fit_batch(
     flops = len(models) * training_step_flops(models[0], config.pixels_per_step or len(train_coords),
                                               train_coords.shape[1])
     config = dataclasses.replace(config, steps=config.step_cap(flops // len(models)))
-    pick = pixel_sampler(len(train_coords), config.pixels_per_step, device)
-
-    def losses() -> Tensor:
-        index = pick()
-        coords, values = (train_coords, targets) if index is None else (train_coords[index], targets[:, index])
-        return torch.mean((stacked(coords).float() - values) ** 2, dim=(1, 2))
+    losses = PixelLoss(stacked, train_coords, targets, config, count=stacked.count)
 
     scorers = [held_out_psnr(image, split, device, config.eval_chunk) for image in images]
 
@@ -115,3 +111,41 @@ def reconstruct_batch(stacked: StackedModels, coords: Tensor, shape: tuple, devi
     parts = [stacked(c.to(device)).float().cpu() for c in coords.split(chunk)]
     every = torch.cat(parts, dim=1).clamp(0, 1)
     return [every[i].reshape(shape).numpy() for i in range(stacked.count)]
+
+
+@dataclass(frozen=True)
+class BatchTrial:
+    """A quick measurement of whether fitting `count` models together beats fitting them one after another."""
+
+    count: int
+    batched_seconds: float  # one step of all the models together
+    sequential_seconds: float  # one step of one model, times the count
+
+    @property
+    def pays(self) -> bool:
+        return self.batched_seconds < self.sequential_seconds
+
+    def describe(self) -> str:
+        choice = "batched" if self.pays else "one by one"
+        return (f"{self.count} fits: {1000 * self.batched_seconds:.0f} ms a step batched vs "
+                f"{1000 * self.sequential_seconds:.0f} ms one by one -> {choice}")
+
+
+def time_batching(models: Sequence[nn.Module], images: Sequence[np.ndarray], split: Split, config: FitConfig,
+                  steps: int = 3) -> BatchTrial:
+    """Time `steps` steps of the batched fit against as many steps of one model (times the count), each after a
+    warm-up step, on copies: the models handed in are left as they are. Without compilation, which would cost more
+    than the trial measures."""
+    config = dataclasses.replace(config, compile=False)
+    device = torch.device(config.device)
+    pixels = [training_pixels(image, split, device) for image in images]
+    coords, values = pixels[0]
+    targets = torch.stack([v for _, v in pixels])
+    stacked = StackedModels([copy.deepcopy(m) for m in models], device)
+    batched = make_step(PixelLoss(stacked, coords, targets, config, count=stacked.count),
+                        make_optimizer(stacked.trainable, config), config)
+    one = copy.deepcopy(models[0]).to(device)
+    single = make_step(PixelLoss(one, coords, values, config),
+                       make_optimizer([p for p in one.parameters() if p.requires_grad], config), config)
+    return BatchTrial(len(models), seconds_per_step(batched, device, steps),
+                      len(models) * seconds_per_step(single, device, steps))

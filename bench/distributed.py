@@ -139,7 +139,7 @@ def tasks(runs: Sequence[Run], execute: Execute) -> list[tuple[Execute, list[Run
         groups.setdefault(run.batch_group or run.key, []).append(run)
     batches = [group[start:start + execute.max_batch] for group in groups.values()
                for start in range(0, len(group), execute.max_batch)]
-    return [(BatchedFits(batch, execute.log, execute.max_batch), batch) for batch in batches]
+    return [(BatchedFits(batch, execute.log, execute.max_batch, execute.measure), batch) for batch in batches]
 
 
 @ray.remote

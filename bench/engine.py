@@ -25,10 +25,13 @@ from torch.overrides import TorchFunctionMode
 
 from . import metrics
 from .flops import training_step_flops
+from .hardware import keep_freed_memory, synchronize
 from .protocol import Split, coordinate_grid
 
 PRECISIONS = ("fp32", "bf16")
 SCHEDULES = ("constant", "cosine", "exponential")
+LOSS_RANGE = "fitbench.loss"  # profiler range of the loss (bench/step_breakdown.py)
+
 # Steps at which the test-PSNR curve is taken: about five per decade (1, 2, 3, 4, 6, 10, 16, 25, 40, 63, 100, ...).
 EVAL_STEPS = tuple(sorted({round(10 ** (i / 5)) for i in range(0, 46)}))
 
@@ -51,8 +54,15 @@ class FitConfig:
     eval_chunk: int = 1 << 16  # pixels per forward pass when reconstructing
     precision: str = "fp32"  # "bf16": wide matmuls in bf16 (see Bf16Matmuls); weights, Adam, loss stay fp32
     compile: bool = False  # torch.compile the loss; its compile time lands in FitOutcome.warmup_seconds
-    cuda_graphs: bool = True  # on CUDA, replay the whole step as one captured graph (ignored on CPU)
+    cuda_graphs: bool = True  # on CUDA, replay the whole step as one captured graph (not on CPU, nor for a model
+    # whose class sets graph_capturable = False)
     sync_every: int | None = None  # steps between host syncs (progress, divergence); None: each log on CPU, 200 on GPU
+    fused_adam: bool = True  # CPU: Adam's update as one fused kernel (on CUDA it always is)
+    # Training pixels per forward/backward pass within a step, for fits whose activations do not fit in memory:
+    # gradients add up over the chunks, so the step is the same full-batch step. None: the whole batch in one pass
+    # (measured no faster in chunks once freed memory is kept, hardware.keep_freed_memory). Fits of several models
+    # together divide it among them.
+    pixel_chunk: int | None = None
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -63,6 +73,8 @@ class FitConfig:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"a {name} budget must be positive, got {value}")
+        if self.pixel_chunk is not None and self.pixel_chunk < 1:
+            raise ValueError(f"pixel_chunk must be a positive number of pixels, got {self.pixel_chunk}")
 
     @classmethod
     def for_representation(cls, config, steps: int, **settings) -> "FitConfig":
@@ -159,16 +171,16 @@ class TrainingClock:
         self.device, self.start, self.paused = device, time.perf_counter(), 0.0
 
     def elapsed(self) -> float:
-        _synchronize(self.device)
+        synchronize(self.device)
         return time.perf_counter() - self.start - self.paused
 
     def off_the_clock(self, action: Callable[[], object]) -> object:
-        _synchronize(self.device)
+        synchronize(self.device)
         began = time.perf_counter()
         try:
             return action()
         finally:
-            _synchronize(self.device)
+            synchronize(self.device)
             self.paused += time.perf_counter() - began
 
 
@@ -203,14 +215,15 @@ class BestWeights:
 
 
 def train(
-    losses: Callable[[], Tensor],
+    losses: PixelLoss | Callable[[], Tensor],
     parameters: Sequence[Tensor],
     count: int,
     config: FitConfig,
     on_step: Callable[[int, float], None] | None = None,
     evaluate: Callable[[], list[float]] | None = None,
 ) -> TrainLog:
-    """Adam on `parameters` within config's budget; `losses()` returns the (count,) per-model losses.
+    """Adam on `parameters` within config's budget; `losses()` returns the (count,) per-model losses (a
+    PixelLoss steps in pixel chunks, see there; a plain callable is one pass).
 
     The models are independent: backward runs on the sum, so each model's gradient is its own loss's, and Adam
     is elementwise, so one optimiser over stacked weights equals one optimiser per model. A model whose loss
@@ -221,24 +234,9 @@ def train(
     device = parameters[0].device
     cuda = device.type == "cuda"
     sync_every = config.sync_every or (config.log_every if not cuda or config.seconds else 200)
-    # On CUDA: one fused kernel for the update, `capturable` so it can live in a CUDA graph, and the learning
-    # rate as a device tensor so a schedule can change it between graph replays.
-    lr = torch.tensor(config.lr, device=device) if cuda else config.lr
-    options = {"fused": True, "capturable": True} if cuda else {}
-    optimizer = torch.optim.Adam(parameters, lr=lr, betas=config.adam_betas, eps=config.adam_eps, **options)
+    optimizer = make_optimizer(parameters, config)
     best = BestWeights(parameters, count) if config.keep_best else None
-    if config.compile:
-        losses = torch.compile(losses, mode="reduce-overhead" if cuda and config.cuda_graphs else None)
-
-    def step() -> Tensor:
-        optimizer.zero_grad(set_to_none=True)
-        with precision_context(config.precision):
-            values = losses()
-        values.sum().backward()
-        if best is not None:
-            best.offer(values.detach())
-        optimizer.step()
-        return values.detach()
+    step = make_step(losses, optimizer, config, best)
 
     def set_learning_rate(progress: float) -> None:
         value = config.learning_rate(min(progress, 1.0))
@@ -325,9 +323,98 @@ def train(
     return log
 
 
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def make_optimizer(parameters: Sequence[Tensor], config: FitConfig) -> torch.optim.Adam:
+    """Adam as every fit runs it: one fused kernel for the whole update (CPU and CUDA). On CUDA it is also
+    `capturable`, with the learning rate as a device tensor, so it can live in a CUDA graph and a schedule can
+    change the rate between replays."""
+    device = parameters[0].device
+    cuda = device.type == "cuda"
+    if not cuda:
+        keep_freed_memory()  # else every step page-faults its large activations back in (see there)
+    lr = torch.tensor(config.lr, device=device) if cuda else config.lr
+    options = {"fused": True, "capturable": True} if cuda else {"fused": config.fused_adam}
+    return torch.optim.Adam(parameters, lr=lr, betas=config.adam_betas, eps=config.adam_eps, **options)
+
+
+class PixelLoss:
+    """The mean squared error of a model, or of a stack of models (`model_dim`: outputs (count, N, C)), on its
+    training pixels. Called, it returns the per-model losses over every pixel of the step; `parts()` returns the
+    same losses as chunk losses that add up to them (config.pixel_chunk), so that backward on each part in turn
+    accumulates exactly the full-batch gradient while each pass's activations stay small. A random subset of pixels per step
+    (`pixels_per_step`) is drawn once per step, then chunked. torch.compile, when the config asks, compiles the
+    loss of one chunk."""
+
+    def __init__(self, predict: Callable[[Tensor], Tensor], coords: Tensor, targets: Tensor, config: FitConfig,
+                 count: int = 1):
+        self.predict, self.coords, self.targets, self.count = predict, coords, targets, count
+        self.pick = pixel_sampler(len(coords), config.pixels_per_step, coords.device)
+        self.chunk = None if config.pixel_chunk is None else max(1, config.pixel_chunk // count)
+        self.loss = self._loss
+        if config.compile:
+            cuda_graphs = coords.device.type == "cuda" and config.cuda_graphs
+            self.loss = torch.compile(self._loss, mode="reduce-overhead" if cuda_graphs else None)
+
+    def _loss(self, coords: Tensor, targets: Tensor) -> Tensor:
+        return squared_error(self.predict(coords), targets, model_dim=self.count > 1 or targets.dim() == 3)
+
+    def _pixels(self) -> tuple[Tensor, Tensor]:
+        index = self.pick()
+        if index is None:
+            return self.coords, self.targets
+        return self.coords[index], self.targets[..., index, :]
+
+    def __call__(self) -> Tensor:
+        return self.loss(*self._pixels())
+
+    def parts(self) -> list[Tensor]:
+        coords, targets = self._pixels()
+        total = len(coords)
+        if self.chunk is None or self.chunk >= total:
+            return [self.loss(coords, targets)]
+        return [self.loss(c, t) * (len(c) / total)
+                for c, t in zip(coords.split(self.chunk), targets.split(self.chunk, dim=-2))]
+
+
+def make_step(losses: PixelLoss | Callable[[], Tensor], optimizer: torch.optim.Optimizer, config: FitConfig,
+              best: BestWeights | None = None) -> Callable[[], Tensor]:
+    """One training step (zero_grad, forward and backward of each part of the loss, update); returns the detached
+    per-model losses. A plain callable is one part."""
+    parts = losses.parts if isinstance(losses, PixelLoss) else lambda: [losses()]
+
+    def step() -> Tensor:
+        optimizer.zero_grad(set_to_none=True)
+        values = None
+        with precision_context(config.precision):
+            for part in parts():
+                part.sum().backward()
+                values = part.detach() if values is None else values + part.detach()
+        if best is not None:
+            best.offer(values)
+        optimizer.step()
+        return values
+
+    return step
+
+
+def seconds_per_step(step: Callable[[], Tensor], device: torch.device, steps: int, warmup: int = 1) -> float:
+    """Mean wall time of `steps` steps after `warmup` untimed ones (compilation, first-touch allocation)."""
+    for _ in range(warmup):
+        step()
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    synchronize(device)
+    return (time.perf_counter() - start) / steps
+
+
+def squared_error(predicted: Tensor, target: Tensor, model_dim: bool = False) -> Tensor:
+    """Mean squared error: (1,) for one model, (count,) when dim 0 holds the models. Named for the profiler
+    (LOSS_RANGE), so the speed suite's step breakdown can tell the loss from the model."""
+    with torch.profiler.record_function(LOSS_RANGE):
+        if model_dim:
+            return F.mse_loss(predicted.float(), target, reduction="none").flatten(1).mean(1)
+        return F.mse_loss(predicted.float(), target).reshape(1)
 
 
 def _capture(step: Callable[[], Tensor], device: torch.device) -> Callable[[], Tensor]:
@@ -372,14 +459,9 @@ def fit_image(
     train_coords, train_values = training_pixels(image, split, device)
     model = model.to(device)
     flops = training_step_flops(model, config.pixels_per_step or len(train_coords), train_coords.shape[1])
-    config = dataclasses.replace(config, steps=config.step_cap(flops))
-    pick = pixel_sampler(len(train_coords), config.pixels_per_step, device)
-
-    def losses() -> Tensor:
-        index = pick()
-        coords_, values_ = (train_coords, train_values) if index is None else (train_coords[index], train_values[index])
-        return torch.mean((model(coords_).float() - values_) ** 2).reshape(1)
-
+    config = dataclasses.replace(config, steps=config.step_cap(flops),
+                                 cuda_graphs=config.cuda_graphs and getattr(model, "graph_capturable", True))
+    losses = PixelLoss(model, train_coords, train_values, config)
     test_psnr = held_out_psnr(image, split, device, config.eval_chunk)
     log = train(losses, [p for p in model.parameters() if p.requires_grad], 1, config, on_step,
                 evaluate=lambda: [test_psnr(model)])

@@ -7,9 +7,10 @@ peak compares like with like on a machine whose other users or clocks may change
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import time
-from typing import Iterator
+from typing import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -25,9 +26,23 @@ class MatmulPeak:
     gflops: float  # best of the repetitions
 
 
-def _synchronize(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA); a no-op on the CPU, where every op has finished on return."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def best_seconds(action: Callable[[], object], device: torch.device, repeats: int) -> float:
+    """The fastest of `repeats` timed runs of `action`, after one untimed warm-up run."""
+    action()
+    best = float("inf")
+    for _ in range(repeats):
+        synchronize(device)
+        start = time.perf_counter()
+        action()
+        synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 @functools.cache
@@ -39,15 +54,50 @@ def matmul_peak(device: str = "cpu", precision: str = "fp32", size: int | None =
     size = size or (8192 if target.type == "cuda" else 2048)  # large enough to saturate each device
     generator = torch.Generator().manual_seed(0)
     a, b = (torch.randn(size, size, generator=generator).to(target, PRECISION_DTYPES[precision]) for _ in range(2))
-    out = torch.mm(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        _synchronize(target)
-        start = time.perf_counter()
-        torch.mm(a, b, out=out)
-        _synchronize(target)
-        best = min(best, time.perf_counter() - start)
+    out = torch.empty(size, size, device=target, dtype=a.dtype)
+    best = best_seconds(lambda: torch.mm(a, b, out=out), target, repeats)
     return MatmulPeak(str(target), precision, size, 2 * size**3 / best / 1e9)
+
+
+@dataclass(frozen=True)
+class MemoryBandwidth:
+    device: str
+    megabytes: int  # size of each of the three arrays
+    gbytes_per_second: float  # bytes read and written, best of the repetitions
+
+
+@functools.cache
+def memory_bandwidth(device: str = "cpu", megabytes: int | None = None, repeats: int = 5) -> MemoryBandwidth:
+    """Bytes per second of `c = a + b` on fp32 arrays far larger than the caches (two reads and a write an
+    element): the ceiling of memory-bound work, as the STREAM benchmark's `add` measures it."""
+    target = torch.device(device)
+    megabytes = megabytes or (2048 if target.type == "cuda" else 256)
+    count = megabytes * 2**20 // 4
+    a, b, c = (torch.ones(count, device=target) for _ in range(3))  # ones: pages touched before timing
+    best = best_seconds(lambda: torch.add(a, b, out=c), target, repeats)
+    return MemoryBandwidth(str(target), megabytes, 3 * count * 4 / best / 1e9)
+
+
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
+
+
+@functools.cache
+def keep_freed_memory() -> bool:
+    """Make glibc keep freed memory in the process instead of handing it back to the OS.
+
+    By default glibc serves every allocation above its mmap threshold (at most 32 MB) with a fresh mmap and unmaps
+    it when freed, so a training step whose activations are 64 MB a layer (65,536 pixels x 256 fp32) page-faults
+    all of them in again on every step: measured on a 2-core Xeon, a SIREN step took 1,420 ms that way and 581 ms
+    with the memory kept (benchmarks/pixel_chunks.py). PyTorch's CPU allocator is glibc's malloc, so this is
+    where the fix goes: no mmap-served blocks, no trimming of the heap's top. The process keeps its peak memory
+    until it exits. A no-op (False) where the C library is not glibc.
+    """
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
 
 
 @contextlib.contextmanager

@@ -46,6 +46,7 @@ class FitRecord:
     gflops: float = 0.0  # achieved matmul GFLOP/s over the steady steps (bench/flops.py)
     peak_fraction: float = 0.0  # gflops / the matmul peak measured in the same process at this precision
     precision: str = "fp32"
+    precision_from: str = ""  # why --precision auto chose it (bench/precision.py); "" when the user named it
     batch: int = 1  # models fitted together in one batched computation (bench/batched.py)
     batch_seconds: float = 0.0  # the batch's training time; `seconds` is this fit's share of it
     budget_seconds: float | None = None  # the fit's training-time budget, if it had one (steps is then a cap)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import sys
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -11,7 +12,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from .batched import can_batch, fit_batch
+from .batched import BatchTrial, can_batch, fit_batch, time_batching
 from .engine import FitConfig, FitOutcome, fit_image
 from .hardware import matmul_peak
 from .interpolation import INTERPOLATIONS, interpolate
@@ -41,6 +42,7 @@ class FitRun:
     budget_flops: float | None = None  # matmul-FLOP budget (FitConfig.flops)
     pixels_per_step: int | None = None  # random training-pixel subset per step (FitConfig.pixels_per_step)
     settings_from: str = ""  # where the overrides came from (a tuned-settings file), for the record
+    precision_from: str = ""  # why --precision auto chose this precision ("" when the user named it)
 
     @property
     def is_reference(self) -> bool:
@@ -112,6 +114,7 @@ def execute_fit(run: FitRun, on_step: Callable[[int, float], None] | None = None
         device=run.device, key=run.key, precision=run.precision, budget_seconds=run.budget_seconds,
         budget_flops=run.budget_flops, pixels_per_step=run.pixels_per_step,
         max_steps=0 if run.is_reference else run.steps, settings_from=run.settings_from,
+        precision_from=run.precision_from,
     )
     pixels = run.image.pixels
     split = make_split(run.protocol, *pixels.shape[:2])
@@ -150,9 +153,11 @@ class BatchedFits:
     and the outcomes of the other members wait here until the executor reaches them.
     """
 
-    def __init__(self, runs: Sequence[FitRun], log: RecordLog, max_batch: int = 32):
+    def __init__(self, runs: Sequence[FitRun], log: RecordLog, max_batch: int = 32, measure: bool = False):
         self.runs, self.log, self.max_batch = list(runs), log, max_batch
+        self.measure = measure  # --batch auto: batch a group only where a quick trial finds it faster
         self.waiting: dict[str, FitOutcome] = {}
+        self.trials: dict[tuple, BatchTrial] = {}  # one trial per batch group
 
     def __call__(self, run: FitRun, on_step: Callable[[int, float], None]) -> tuple[FitRecord, np.ndarray | None]:
         group = run.batch_group
@@ -168,6 +173,14 @@ class BatchedFits:
             models = [model] + [r.build() for r in members]
             images = [run.image.pixels] + [r.image.pixels for r in members]
             split = make_split(run.protocol, *run.image.pixels.shape[:2])
+            if members and self.measure and not self._batching_pays(run, models, images, split):
+                return fit_image(model, run.image.pixels, split, run.fit_config(), on_step)
             outcomes = fit_batch(models, images, split, run.fit_config(), on_step)
             self.waiting.update({r.key: o for r, o in zip([run, *members], outcomes)})
         return self.waiting.pop(run.key)
+
+    def _batching_pays(self, run: FitRun, models: list, images: list, split) -> bool:
+        if run.batch_group not in self.trials:
+            trial = self.trials[run.batch_group] = time_batching(models, images, split, run.fit_config())
+            print(f"batch auto: {run.representation} at {run.size}^2, {trial.describe()}", file=sys.stderr)
+        return self.trials[run.batch_group].pays

@@ -56,6 +56,10 @@ class Gaussians2DConfig(RepresentationConfig):
 
 
 class Gaussians2D(nn.Module):
+    # The splat plan is rebuilt every step from the Gaussians' current boxes, with sizes read on the host: a
+    # captured CUDA graph cannot replay that, so the engine steps this model eagerly.
+    graph_capturable = False
+
     def __init__(self, config: Gaussians2DConfig, out_features: int):
         super().__init__()
         n = config.num_gaussians

@@ -64,3 +64,38 @@ def test_fitting_suite_batches_seeds_and_keeps_one_record_each(run_cli, tmp_path
     assert fitted["relu_mlp", 0]["batch"] == 2 and fitted["fnet", 0]["batch"] == 1
     assert fitted["relu_mlp", 0]["psnr_test"] != fitted["relu_mlp", 1]["psnr_test"]
     assert all(r["gflops"] > 0 and 0 < r["peak_fraction"] for r in fitted.values())
+
+
+@pytest.mark.parametrize("pays", [True, False])
+def test_batch_auto_batches_only_where_its_trial_finds_it_faster(run_cli, tmp_path, monkeypatch, pays):
+    import fitbench.runs as runs
+    from fitbench.batched import BatchTrial
+
+    trials = []
+
+    def fake_trial(models, images, split, config):
+        trials.append(len(models))
+        return BatchTrial(len(models), 1.0, 2.0 if pays else 0.5)
+
+    monkeypatch.setattr(runs, "time_batching", fake_trial)
+    code, _, err = run_cli("--suite", "fitting", "--preset", "smoke", "--reps", "relu_mlp", "--max-images", "1",
+                           "--seeds", "3", "--steps", "10", "--out", tmp_path)  # --batch auto is the default
+    assert code == 0
+    rows = [json.loads(line) for line in (tmp_path / "fitting" / "runs.jsonl").read_text().splitlines()]
+    batches = [r["batch"] for r in rows if r["kind"] == "representation"]
+    assert trials == [3]  # one trial per group, even when the group is then fitted one by one
+    assert batches == ([3, 3, 3] if pays else [1, 1, 1])
+    assert "batch auto: relu_mlp at 32^2, 3 fits" in err and ("-> batched" if pays else "-> one by one") in err
+
+
+def test_a_batching_trial_times_both_ways_and_leaves_the_models_untouched(one_thread):
+    from fitbench.batched import time_batching
+
+    images = [np.random.default_rng(i).random((16, 16, 3)).astype(np.float32) for i in range(2)]
+    models = [R.build("relu_mlp", width=16, depth=2) for _ in range(2)]
+    before = [copy.deepcopy(m.state_dict()) for m in models]
+    trial = time_batching(models, images, make_split("alternate", 16, 16), FitConfig(steps=10, lr=1e-3), steps=2)
+    assert trial.count == 2 and trial.batched_seconds > 0 and trial.sequential_seconds > 0
+    for model, state in zip(models, before):
+        for name, value in model.state_dict().items():
+            assert torch.equal(value, state[name])

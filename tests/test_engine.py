@@ -176,3 +176,30 @@ def test_a_fit_on_pixel_subsets_counts_the_flops_of_the_subset():
 def test_bad_fit_settings_are_one_line(settings, message):
     with pytest.raises(ValueError, match=message):
         FitConfig(steps=1, lr=1, **settings)
+
+
+@pytest.mark.parametrize("name", ["siren", "hash_grid", "gaussians_2d"])
+def test_a_step_in_pixel_chunks_is_the_full_batch_step(name, one_thread):
+    """Gradients add up over the chunks: the fit follows the one-pass fit to float rounding (also with a pixel
+    subset per step, which is drawn once per step and then chunked)."""
+    image = np.random.default_rng(0).random((20, 20, 3)).astype(np.float32)
+    split = make_split("alternate", 20, 20)
+    overrides = R.sized_overrides(name, "tiny")
+
+    def fit(chunk, **settings):
+        torch.manual_seed(0)
+        model = R.build(name, **overrides)
+        config = FitConfig(steps=15, lr=R.make_config(name, **overrides).lr, log_every=1, curve=False,
+                           pixel_chunk=chunk, **settings)
+        return fit_image(model, image, split, config)
+
+    whole, chunked = fit(None), fit(7)  # 100 training pixels: 14 full chunks and one of 2
+    np.testing.assert_allclose(chunked.curve["loss"], whole.curve["loss"], rtol=1e-4)
+    np.testing.assert_allclose(chunked.reconstruction, whole.reconstruction, atol=1e-4)
+    subset_whole, subset_chunked = fit(None, pixels_per_step=30), fit(8, pixels_per_step=30)
+    np.testing.assert_allclose(subset_chunked.curve["loss"], subset_whole.curve["loss"], rtol=1e-4)
+
+
+def test_a_pixel_chunk_below_one_is_one_line():
+    with pytest.raises(ValueError, match="pixel_chunk must be a positive number"):
+        FitConfig(steps=1, lr=1, pixel_chunk=0)

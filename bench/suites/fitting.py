@@ -18,6 +18,7 @@ from ..options import SuiteOptions
 from ..paths import inside, safe_name
 from ..presets import Preset, get_preset
 from ..protocol import PROTOCOLS
+from ..precision import choose_precision, load_bf16_costs
 from ..records import FitRecord, RecordLog, records_of
 from ..report import write_tables
 from ..runs import BatchedFits, FitRun, execute_fit
@@ -29,13 +30,16 @@ MAX_TIMED_STEPS = 10**7  # a time-budgeted fit's step cap when --steps does not 
 def add_arguments(group) -> None:
     group.add_argument("--protocol", choices=PROTOCOLS, default="alternate",
                        help="fitting: alternate = train on y[::2, ::2], test on y[1::2, 1::2] (FFN); full = all pixels")
-    group.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                       help="fitting: bf16 runs the wide matmuls in bf16 (see docs/speed.md for its measured cost)")
+    group.add_argument("--precision", choices=(*PRECISIONS, "auto"), default="fp32",
+                       help="fitting: bf16 runs the wide matmuls in bf16; auto takes bf16 for a representation only "
+                       "where the device has native bf16 and its measured cost (results/reference/bf16_cost.json, "
+                       "--suite precision) is at most 0.1 dB; each record says what was chosen and why")
     group.add_argument("--compile", action="store_true",
                        help="fitting: torch.compile each fit's step (pays off on long fits; compile time is recorded)")
     group.add_argument("--batch", choices=("auto", "on", "off"), default="auto",
                        help="fitting: fit the images and seeds of one representation as one batched computation; "
-                       "auto = on CUDA only (on this 2-core CPU it was up to 2.3x slower than one by one at 256^2)")
+                       "auto (default) times a few steps both ways for each group of such fits and batches only "
+                       "where that is faster")
     group.add_argument("--budget-seconds", metavar="S[,S...]",
                        help="fitting: bound each fit by training seconds instead of steps (evaluation excluded), "
                        "e.g. 10,60 for one leaderboard per budget; --steps then only caps them")
@@ -129,6 +133,7 @@ def plan_fits(options: SuiteOptions, preset: Preset, image_set: str, images: lis
     timed = budget.seconds != (None,)
     steps = options.steps or (MAX_TIMED_STEPS if timed else preset.steps)
     precision, compile = getattr(options.args, "precision", "fp32"), getattr(options.args, "compile", False)
+    costs = load_bf16_costs() if precision == "auto" else {}
     params = getattr(options.args, "params", None)
     label = preset.name if params is None else f"{preset.name}@{params}params"
     names = selected_representations(options)
@@ -141,13 +146,15 @@ def plan_fits(options: SuiteOptions, preset: Preset, image_set: str, images: lis
             if params is not None:
                 overrides = representations.knob_for_parameters(name, params, image.pixels.shape[2], overrides)
             representations.make_config(name, **overrides)  # fail on a bad --set before any fit starts
+            chosen = choose_precision(precision, device, name, costs)
             for seconds in budget.seconds:
                 for seed in range(options.seeds or preset.seeds):
                     runs.append(FitRun(name, image, image_set, protocol, label, seed, steps,
-                                       tuple(sorted(overrides.items())), device, precision, compile,
+                                       tuple(sorted(overrides.items())), device, chosen.precision, compile,
                                        budget_seconds=seconds, budget_flops=budget.flops,
                                        pixels_per_step=budget.pixels_per_step,
-                                       settings_from=preset.settings_from(name, image_set)))
+                                       settings_from=preset.settings_from(name, image_set),
+                                       precision_from=chosen.reason))
     return runs
 
 
@@ -171,8 +178,7 @@ def run_fitting(options: SuiteOptions) -> int:
         return record
 
     batch = getattr(options.args, "batch", "auto")
-    batched = batch == "on" or (batch == "auto" and resolve_device(options.device).type == "cuda")
-    execute = BatchedFits(runs, log) if batched else execute_fit
+    execute = execute_fit if batch == "off" else BatchedFits(runs, log, measure=batch == "auto")
     failed = execute_pending(runs, log, execute, keep_reconstruction)
     records = log.read()
     write_tables(records, folder)

@@ -26,16 +26,19 @@ from fitbench import representations
 
 from .. import metrics
 from ..batched import can_batch, fit_batch
-from ..engine import FitConfig, fit_image, reconstruct, resolve_device, train, training_pixels
+from ..engine import FitConfig, PixelLoss, fit_image, reconstruct, resolve_device, train, training_pixels
 from ..flops import training_step_flops
-from ..hardware import matmul_peak
+from ..hardware import matmul_peak, memory_bandwidth
 from ..options import SuiteOptions
+from ..precision import choose_precision, native_bf16
 from ..presets import Preset, get_preset
 from ..protocol import coordinate_grid, make_split
+from ..step_breakdown import PARTS, StepBreakdown, breakdown
 from .fitting import load_preset_images
 from . import register_suite
 
-DEFAULT_REPRESENTATIONS = ("siren", "fourier_features", "relu_mlp")  # the issue's standard comparison
+DEFAULT_REPRESENTATIONS = ("siren", "fourier_features", "relu_mlp")  # the loops' standard comparison
+SPEED_PARTS = ("breakdown", "loops", "batching")
 REFERENCE_BATCH = 256  # pixels per minibatch in the original image-fitting scripts
 
 
@@ -174,8 +177,7 @@ def full_batch_loop(model, image, split, config: FitConfig, preset: SpeedPreset)
     coords, values = training_pixels(image, split, device)
     clock = Clock(preset.target_psnr)
 
-    def losses():
-        return torch.mean((model(coords).float() - values) ** 2).reshape(1)
+    losses = PixelLoss(model, coords, values, config)
 
     def on_step(step, loss):
         clock.check(lambda: test_psnr(model, image, split, device))
@@ -184,13 +186,16 @@ def full_batch_loop(model, image, split, config: FitConfig, preset: SpeedPreset)
     return log.steps_done[0], clock, log.warmup_seconds
 
 
-def loop_configs(preset: SpeedPreset, lr: float, device: str, precision: str, compile: bool
+def loop_configs(name: str, preset: SpeedPreset, lr: float, device: str, precision: str, compile: bool
                  ) -> tuple[FitConfig, FitConfig]:
-    """The eager and the fast loop's configs. The time-to-target check runs at each host sync, so they sync at
-    every check (CUDA's default of every 200 steps would put every check after a 100-step preset's last step)."""
+    """The eager loop (fp32, Adam one parameter at a time, no compilation: the engine before its fast paths) and
+    the fast path (fused Adam, `precision` as fitting's --precision would choose it, torch.compile if asked).
+    The time-to-target check runs at each host sync, so both sync at every check (CUDA's default of every 200
+    steps would put every check after a 100-step preset's last step)."""
     checks = dict(log_every=preset.eval_every, sync_every=preset.eval_every)
-    return (FitConfig(preset.steps, lr, device, **checks),
-            FitConfig(preset.steps, lr, device, **checks, precision=precision, compile=compile))
+    chosen = choose_precision(precision, device, name).precision
+    return (FitConfig(preset.steps, lr, device, **checks, fused_adam=False),
+            FitConfig(preset.steps, lr, device, **checks, precision=chosen, compile=compile))
 
 
 def measure(name, loop, model, run: Callable, pixels: int, device, precision, notes="") -> SpeedRow:
@@ -210,9 +215,10 @@ def compare_loops(name: str, image: np.ndarray, preset: SpeedPreset, options: Su
     split = make_split("alternate", *image.shape[:2])
     overrides, lr = settings_for(name, preset, options)
     torch.manual_seed(0)
-    initial = representations.build(name, out_features=image.shape[2], **overrides)
+    initial = representations.build(name, out_features=image.shape[2], **overrides).to(device)
     pixels = int(split.train.sum())
-    eager, fast = loop_configs(preset, lr, str(device), options.args.speed_precision, not options.args.no_compile)
+    eager, fast = loop_configs(name, preset, lr, str(device), options.args.speed_precision,
+                              not options.args.no_compile)
     reference_pixels = REFERENCE_BATCH
     rows = [
         measure(name, "reference", initial, lambda m=copy.deepcopy(initial): reference_loop(m, image, split, lr, device, preset),
@@ -222,6 +228,22 @@ def compare_loops(name: str, image: np.ndarray, preset: SpeedPreset, options: Su
         measure(name, "fast", initial, lambda m=copy.deepcopy(initial): full_batch_loop(m, image, split, fast, preset),
                 pixels, device, fast.precision, f"compile={fast.compile}"),
     ]
+    return rows
+
+
+def explain_steps(name: str, image: np.ndarray, preset: SpeedPreset, options: SuiteOptions, device
+                  ) -> list[StepBreakdown]:
+    """The step breakdown (bench/step_breakdown.py) of the plain loop and of the fast path, on one image."""
+    split = make_split("alternate", *image.shape[:2])
+    overrides, lr = settings_for(name, preset, options)
+    coords, values = training_pixels(image, split, device)
+    plain, fast = loop_configs(name, preset, lr, str(device), options.args.speed_precision,
+                              not options.args.no_compile)
+    rows = []
+    for loop, config in (("eager", plain), ("fast", fast)):
+        torch.manual_seed(0)
+        model = representations.build(name, out_features=image.shape[2], **overrides).to(device)
+        rows.append(breakdown(name, loop, model, coords, values, config))
     return rows
 
 
@@ -255,50 +277,82 @@ def compare_batching(name: str, images: list[np.ndarray], preset: SpeedPreset, o
 
 
 def add_arguments(group) -> None:
-    group.add_argument("--speed-precision", choices=("fp32", "bf16"), default="bf16",
-                       help="speed: precision of the fast path (default bf16)")
+    group.add_argument("--speed-parts", default=",".join(SPEED_PARTS), metavar="PART[,PART...]",
+                       help="speed: what to measure: breakdown (where each step's time goes, every representation), "
+                       "loops (reference vs eager vs fast, to a target PSNR), batching (batched vs one by one); "
+                       "default: all three")
+    group.add_argument("--speed-precision", choices=("auto", "fp32", "bf16"), default="auto",
+                       help="speed: precision of the fast path (default auto: bf16 where the device has it natively "
+                       "and its measured cost is small, as fitting's --precision auto)")
     group.add_argument("--no-compile", action="store_true", help="speed: leave torch.compile out of the fast path")
 
 
-@register_suite("speed", "reference vs eager vs fastest fitting loop, GFLOP/s against the measured matmul peak",
-                add_arguments)
+def speed_parts(text: str) -> list[str]:
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    unknown = sorted(set(parts) - set(SPEED_PARTS))
+    if unknown or not parts:
+        raise ValueError(f"--speed-parts {text!r}: choose from {', '.join(SPEED_PARTS)} (comma-separated)")
+    return parts
+
+
+@register_suite("speed", "where each step's time goes (matmul/elementwise/loss/optimiser vs the roofline); reference "
+                "vs eager vs fastest loop; batched vs one by one", add_arguments)
 def run_speed(options: SuiteOptions) -> int:
     preset = get_preset(options.preset, SPEED_PRESETS)
     if options.steps:
         preset = dataclasses.replace(preset, steps=options.steps)
+    parts = speed_parts(options.args.speed_parts)
     device = resolve_device(options.device)
     _, images = load_preset_images(options, preset)
-    names = options.representations or [n for n in DEFAULT_REPRESENTATIONS if n in representations.list_representations()]
-    for name in names:
+    every = representations.list_representations()
+    for name in options.representations or []:
         representations.get_entry(name)  # raises with the valid names
     folder = options.suite_dir("speed")
+    peak, bf16_peak = matmul_peak(str(device), "fp32").gflops, matmul_peak(str(device), "bf16").gflops
+    bandwidth = memory_bandwidth(str(device)).gbytes_per_second
+    if "breakdown" in parts:
+        steps: list[StepBreakdown] = []
+        for name in tqdm(options.representations or every, desc="step breakdown", unit="rep", file=sys.stderr,
+                         disable=None):
+            steps += explain_steps(name, images[0].pixels, preset, options, device)
+            table = write_table(steps, folder, "breakdown.csv")  # after each: a run cut short keeps what it measured
+        breakdown_chart(table, folder / "breakdown.png", peak, bandwidth)
+        print_table(table, ["representation", "loop", "precision", "compile", "step_ms", *(f"{p}_ms" for p in PARTS),
+                            "matmul_peak_percent", "bandwidth_percent", "step_peak_percent"])
     rows: list[SpeedRow] = []
-    for name in tqdm(names, desc="speed", unit="rep", file=sys.stderr, disable=None):
-        rows += compare_loops(name, images[0].pixels, preset, options, device)
-        write_table(rows, folder)  # after each representation, so a long run cut short keeps what it measured
-    batch_name = names[0]
-    if can_batch(batch_name):
+    names = options.representations or [n for n in DEFAULT_REPRESENTATIONS if n in every]
+    if "loops" in parts:
+        for name in tqdm(names, desc="loops", unit="rep", file=sys.stderr, disable=None):
+            rows += compare_loops(name, images[0].pixels, preset, options, device)
+            write_table(rows, folder, "speed.csv")
+    if "batching" in parts and can_batch(names[0]):
         batch_options = SuiteOptions("speed", size=preset.batch_size, max_images=preset.batch_images,
                                      images=options.images, data_root=options.data_root)
         _, small = load_preset_images(batch_options, preset)
         small = [s.pixels for s in small if s.pixels.shape == small[0].pixels.shape]  # one batch: one shape
         small = (small * preset.batch_images)[: preset.batch_images]  # repeat a short image set up to the count
-        rows += compare_batching(batch_name, small, preset, options, device)
-    table = write_table(rows, folder)
-    bar_chart(table, folder / "speed.png", matmul_peak(str(device), "fp32").gflops)
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(table[["representation", "loop", "precision", "steps_per_second", "gflops", "peak_percent",
-                     "final_psnr", "seconds_to_target", "warmup_seconds", "peak_memory_mb"]].round(3).to_string(index=False))
-    print(f"matmul peak (this process): {matmul_peak(str(device), 'fp32').gflops:.0f} GFLOP/s fp32, "
-          f"{matmul_peak(str(device), 'bf16').gflops:.0f} bf16; target PSNR {preset.target_psnr} dB")
-    print(f"results: {folder}/speed.csv, speed.png")
+        rows += compare_batching(names[0], small, preset, options, device)
+    if rows:
+        table = write_table(rows, folder, "speed.csv")
+        bar_chart(table, folder / "speed.png", peak)
+        print_table(table, ["representation", "loop", "precision", "steps_per_second", "gflops", "peak_percent",
+                            "final_psnr", "seconds_to_target", "warmup_seconds", "peak_memory_mb"])
+    print(f"measured in this process: matmul peak {peak:.0f} GFLOP/s fp32, {bf16_peak:.0f} bf16 (native bf16: "
+          f"{native_bf16(str(device)) or 'none'}); memory bandwidth {bandwidth:.1f} GB/s; "
+          f"target PSNR {preset.target_psnr} dB")
+    print(f"results: {folder}/" + ", ".join(sorted(p.name for p in folder.glob("*.*") if not p.name.startswith("."))))
     return 0
 
 
-def write_table(rows: list[SpeedRow], folder: Path) -> pd.DataFrame:
+def print_table(table: pd.DataFrame, columns: list[str]) -> None:
+    with pd.option_context("display.width", 250, "display.max_columns", 30):
+        print(table[columns].round(2).to_string(index=False))
+
+
+def write_table(rows: list, folder: Path, name: str) -> pd.DataFrame:
     table = pd.DataFrame([asdict(r) for r in rows])
     folder.mkdir(parents=True, exist_ok=True)
-    table.to_csv(folder / "speed.csv", index=False)
+    table.to_csv(folder / name, index=False)
     return table
 
 
@@ -320,6 +374,45 @@ def bar_chart(table: pd.DataFrame, path: Path, peak: float) -> None:
     for ax in axes:
         ax.set_xticks(np.arange(len(names)), names)
         ax.legend(fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+PART_COLOURS = {"matmul": "tab:blue", "elementwise": "tab:orange", "loss": "tab:green", "optimizer": "tab:red",
+                "other": "tab:gray"}
+
+
+def breakdown_chart(table: pd.DataFrame, path: Path, peak: float, bandwidth: float) -> None:
+    """Left: each step's milliseconds by part (eager and fast, side by side). Right: the roofline, attained
+    GFLOP/s of each matmul part against the peak and of the whole step as peak-equivalent, with the elementwise
+    part's attained bandwidth as a fraction of the measured one."""
+    from ..figures import plt
+
+    labels = [f"{r.representation} ({r.loop})" for r in table.itertuples()]
+    figure, (bars, roof) = plt.subplots(1, 2, figsize=(14, max(4, 0.32 * len(table) + 1.5)), layout="constrained",
+                                        gridspec_kw={"width_ratios": [3, 2]})
+    left = np.zeros(len(table))
+    for part in PARTS:
+        shares = 100 * table[f"{part}_ms"].to_numpy() / table["step_ms"].clip(lower=1e-9).to_numpy()
+        bars.barh(labels, shares, left=left, color=PART_COLOURS[part], label=part)
+        left += shares
+    bars.invert_yaxis()
+    bars.set_xlim(0, 135)
+    bars.set_xlabel("% of the training step's time")
+    bars.legend(fontsize=8, loc="lower right")
+    for row, label, end in zip(table.itertuples(), labels, left):
+        bars.text(end + 1, label, f"{row.step_ms:.1f} ms\n{row.step_peak_percent:.0f}% of peak", va="center",
+                  fontsize=6)
+    x = np.arange(len(table))
+    roof.scatter(table["matmul_peak_percent"], x, marker="o", label="matmul part, % of matmul peak")
+    roof.scatter(table["bandwidth_percent"], x, marker="s", label="elementwise part, % of bandwidth")
+    roof.scatter(table["step_peak_percent"], x, marker="x", color="k", label="whole step, % of matmul peak")
+    roof.axvline(100, color="k", lw=1, ls="--", label="ceiling (measured peak / bandwidth)")
+    roof.set_yticks(x, labels, fontsize=7)
+    roof.invert_yaxis()
+    roof.set_xlabel(f"% of roofline (peak {peak:.0f} GFLOP/s, bandwidth {bandwidth:.1f} GB/s)")
+    roof.legend(fontsize=7, loc="lower right")
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
     plt.close(figure)
