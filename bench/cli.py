@@ -151,8 +151,13 @@ def run_tracked(suite, options: SuiteOptions, argv: list[str] | None = None) -> 
     return exit_code
 
 
+REPORTED_SUITES = ("fitting", "compression", "generative", "speed", "ci")  # the report page's sections
+
+
 def write_report_after(options: SuiteOptions) -> None:
     """The report page after a suite that wrote records; a failure to write it never fails the suite."""
+    if options.suite not in REPORTED_SUITES:
+        return  # tune and precision write settings files, which the page does not show
     if not any(options.suite_dir().glob("*.jsonl")) or not any(options.suite_dir().glob("*.csv")):
         return  # e.g. --decode, which writes no results
     try:

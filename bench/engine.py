@@ -340,9 +340,9 @@ class PixelLoss:
     """The mean squared error of a model, or of a stack of models (`model_dim`: outputs (count, N, C)), on its
     training pixels. Called, it returns the per-model losses over every pixel of the step; `parts()` returns the
     same losses as chunk losses that add up to them (config.pixel_chunk), so that backward on each part in turn
-    accumulates exactly the full-batch gradient while each pass's activations stay small. A random subset of pixels per step
-    (`pixels_per_step`) is drawn once per step, then chunked. torch.compile, when the config asks, compiles the
-    loss of one chunk."""
+    accumulates exactly the full-batch gradient while each pass's activations stay small. A random subset of
+    pixels per step (`pixels_per_step`) is drawn once per step, then chunked. torch.compile, when the config
+    asks, compiles the loss of one chunk."""
 
     def __init__(self, predict: Callable[[Tensor], Tensor], coords: Tensor, targets: Tensor, config: FitConfig,
                  count: int = 1):

@@ -65,6 +65,8 @@ class StepBreakdown:
     elementwise_gb: float  # estimated bytes the elementwise ops read and write; NaN where fused kernels hide them
     bandwidth_percent: float  # elementwise_gb / elementwise time, of the measured memory bandwidth
     step_peak_percent: float  # matmul_gflop / step time, of the peak: the whole step as peak-equivalent
+    peak_gflops: float  # the matmul peak these percentages are of, measured right after this step's timing
+    bandwidth_gbps: float  # the memory bandwidth, likewise
 
 
 def part_of(event, parents: list[str]) -> str:
@@ -128,14 +130,16 @@ def breakdown(name: str, loop: str, model: nn.Module, coords: Tensor, values: Te
     parts, elementwise_bytes = profile_parts(step, device, profiled)
     step_ms = 1000 * seconds
     flops = training_step_flops(model, len(coords), coords.shape[1])
-    peak = matmul_peak(str(device), config.precision).gflops
-    bandwidth = memory_bandwidth(str(device)).gbytes_per_second
+    # Measured afresh beside each step, not once per process: a shared machine's speed drifts within minutes
+    # (the 2048^2 peak read 91, 175 and 256 GFLOP/s in three runs of one hour on one 2-core VM).
+    peak = matmul_peak.__wrapped__(str(device), config.precision).gflops
+    bandwidth = memory_bandwidth.__wrapped__(str(device)).gbytes_per_second
     return StepBreakdown(
         name, loop, str(device), config.precision, config.compile, len(coords), step_ms,
         *(parts[p] for p in PARTS[:-1]), max(step_ms - sum(parts.values()), 0.0), flops / 1e9,
         percent(flops / 1e9, parts["matmul"] / 1000, peak),
         elementwise_bytes / 1e9, percent(elementwise_bytes / 1e9, parts["elementwise"] / 1000, bandwidth),
-        percent(flops / 1e9, seconds, peak))
+        percent(flops / 1e9, seconds, peak), peak, bandwidth)
 
 
 def percent(amount: float, seconds: float, ceiling: float) -> float:
