@@ -15,7 +15,7 @@ import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -324,16 +324,19 @@ def train(
 
 
 def make_optimizer(parameters: Sequence[Tensor], config: FitConfig) -> torch.optim.Adam:
-    """Adam as every fit runs it: one fused kernel for the whole update (CPU and CUDA). On CUDA it is also
-    `capturable`, with the learning rate as a device tensor, so it can live in a CUDA graph and a schedule can
-    change the rate between replays."""
+    """Adam as every fit runs it: one fused kernel for the whole update (CPU and CUDA). Where the step is
+    captured in a CUDA graph it is also `capturable`, with the learning rate as a device tensor, so a schedule
+    can change the rate between replays."""
     device = parameters[0].device
     cuda = device.type == "cuda"
     if not cuda:
         keep_freed_memory()  # else every step page-faults its large activations back in (see there)
-    lr = torch.tensor(config.lr, device=device) if cuda else config.lr
-    options = {"fused": True, "capturable": True} if cuda else {"fused": config.fused_adam}
-    return torch.optim.Adam(parameters, lr=lr, betas=config.adam_betas, eps=config.adam_eps, **options)
+    capturable = cuda and config.cuda_graphs
+    lr = torch.tensor(config.lr, device=device) if capturable else config.lr
+    # fused_adam=False is the plain loop the speed suite compares against: one parameter at a time.
+    options = {"fused": True} if config.fused_adam else {"foreach": False}
+    return torch.optim.Adam(parameters, lr=lr, betas=config.adam_betas, eps=config.adam_eps,
+                            capturable=capturable, **options)
 
 
 class PixelLoss:
@@ -349,10 +352,7 @@ class PixelLoss:
         self.predict, self.coords, self.targets, self.count = predict, coords, targets, count
         self.pick = pixel_sampler(len(coords), config.pixels_per_step, coords.device)
         self.chunk = None if config.pixel_chunk is None else max(1, config.pixel_chunk // count)
-        self.loss = self._loss
-        if config.compile:
-            cuda_graphs = coords.device.type == "cuda" and config.cuda_graphs
-            self.loss = torch.compile(self._loss, mode="reduce-overhead" if cuda_graphs else None)
+        self.loss = compiled(self._loss, config, coords.device)
 
     def _loss(self, coords: Tensor, targets: Tensor) -> Tensor:
         return squared_error(self.predict(coords), targets, model_dim=self.count > 1 or targets.dim() == 3)
@@ -366,28 +366,50 @@ class PixelLoss:
     def __call__(self) -> Tensor:
         return self.loss(*self._pixels())
 
-    def parts(self) -> list[Tensor]:
+    def parts(self) -> Iterator[Tensor]:
+        """The step's chunk losses, one at a time: each chunk's forward runs only when the previous chunk's
+        backward is done, so only one chunk's activations are alive at once."""
         coords, targets = self._pixels()
         total = len(coords)
         if self.chunk is None or self.chunk >= total:
-            return [self.loss(coords, targets)]
-        return [self.loss(c, t) * (len(c) / total)
-                for c, t in zip(coords.split(self.chunk), targets.split(self.chunk, dim=-2))]
+            yield self.loss(coords, targets)
+            return
+        for c, t in zip(coords.split(self.chunk), targets.split(self.chunk, dim=-2)):
+            yield self.loss(c, t) * (len(c) / total)
+
+
+def compiled(loss: Callable, config: FitConfig, device: torch.device) -> Callable:
+    """`loss` under torch.compile where the config asks (with CUDA graphs: mode reduce-overhead), else as is."""
+    if not config.compile:
+        return loss
+    return torch.compile(loss, mode="reduce-overhead" if device.type == "cuda" and config.cuda_graphs else None)
 
 
 def make_step(losses: PixelLoss | Callable[[], Tensor], optimizer: torch.optim.Optimizer, config: FitConfig,
               best: BestWeights | None = None) -> Callable[[], Tensor]:
     """One training step (zero_grad, forward and backward of each part of the loss, update); returns the detached
-    per-model losses. A plain callable is one part."""
-    parts = losses.parts if isinstance(losses, PixelLoss) else lambda: [losses()]
+    per-model losses. A plain callable is one part (compiled here where the config asks)."""
+    if isinstance(losses, PixelLoss):
+        parts = losses.parts
+    else:
+        loss = compiled(losses, config, optimizer.param_groups[0]["params"][0].device)
+
+        def parts() -> Iterator[Tensor]:  # lazily, so that the forward runs under the precision
+            yield loss()
+
+    def forward(chunks: Iterator[Tensor]) -> Tensor | None:
+        # Only the forward passes run under the precision: a custom autograd Function's backward (FNET's) would
+        # otherwise see the bf16 mode on one device and not on another, by which thread autograd runs it on.
+        with precision_context(config.precision):
+            return next(chunks, None)
 
     def step() -> Tensor:
         optimizer.zero_grad(set_to_none=True)
-        values = None
-        with precision_context(config.precision):
-            for part in parts():
-                part.sum().backward()
-                values = part.detach() if values is None else values + part.detach()
+        values, chunks = None, parts()
+        while (part := forward(chunks)) is not None:
+            part.sum().backward()
+            # A copy: under CUDA graphs the next chunk's replay overwrites the compiled loss's output.
+            values = part.detach().clone() if values is None else values + part.detach()
         if best is not None:
             best.offer(values)
         optimizer.step()
@@ -442,6 +464,11 @@ def _capture(step: Callable[[], Tensor], device: torch.device) -> Callable[[], T
     return replay
 
 
+def capturable_config(config: FitConfig, model: nn.Module) -> FitConfig:
+    """`config` without CUDA graphs for a model whose class says its step cannot be captured."""
+    return dataclasses.replace(config, cuda_graphs=config.cuda_graphs and getattr(model, "graph_capturable", True))
+
+
 def fit_image(
     model: nn.Module,
     image: np.ndarray,
@@ -459,8 +486,7 @@ def fit_image(
     train_coords, train_values = training_pixels(image, split, device)
     model = model.to(device)
     flops = training_step_flops(model, config.pixels_per_step or len(train_coords), train_coords.shape[1])
-    config = dataclasses.replace(config, steps=config.step_cap(flops),
-                                 cuda_graphs=config.cuda_graphs and getattr(model, "graph_capturable", True))
+    config = dataclasses.replace(capturable_config(config, model), steps=config.step_cap(flops))
     losses = PixelLoss(model, train_coords, train_values, config)
     test_psnr = held_out_psnr(image, split, device, config.eval_chunk)
     log = train(losses, [p for p in model.parameters() if p.requires_grad], 1, config, on_step,

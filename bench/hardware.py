@@ -87,8 +87,8 @@ def keep_freed_memory() -> bool:
 
     By default glibc serves every allocation above its mmap threshold (at most 32 MB) with a fresh mmap and unmaps
     it when freed, so a training step whose activations are 64 MB a layer (65,536 pixels x 256 fp32) page-faults
-    all of them in again on every step: measured on a 2-core Xeon, a SIREN step took 1,420 ms that way and 581 ms
-    with the memory kept (benchmarks/pixel_chunks.py). PyTorch's CPU allocator is glibc's malloc, so this is
+    all of them in again on every step; keeping them made such steps 1.4-1.9x faster on a 2-core Xeon
+    (benchmarks/pixel_chunks.py --allocator glibc against the default; docs/speed.md has the figures). PyTorch's CPU allocator is glibc's malloc, so this is
     where the fix goes: no mmap-served blocks, no trimming of the heap's top. The process keeps its peak memory
     until it exits. A no-op (False) where the C library is not glibc.
     """
@@ -98,6 +98,32 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     return bool(mallopt(M_MMAP_MAX, 0)) and bool(mallopt(M_TRIM_THRESHOLD, 2**31 - 1))
+
+
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                      "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+@functools.cache
+def _mallinfo2() -> Callable[[], _MallInfo2] | None:
+    try:
+        function = ctypes.CDLL(None).mallinfo2  # glibc 2.33 and later
+    except (OSError, AttributeError):
+        return None
+    function.restype = _MallInfo2
+    return function
+
+
+def heap_in_use() -> int | None:
+    """Bytes the process's malloc has handed out and not yet had back (glibc's mallinfo2: arena blocks in use
+    plus mmap-served blocks), where PyTorch's CPU tensors live; None where the C library cannot say. Unlike the
+    resident set size, it falls again when tensors are freed, also once `keep_freed_memory` keeps the pages."""
+    mallinfo2 = _mallinfo2()
+    if mallinfo2 is None:
+        return None
+    info = mallinfo2()
+    return info.uordblks + info.hblkhd
 
 
 @contextlib.contextmanager

@@ -3,7 +3,7 @@
 Two facts decide, and the record says which: whether the device has native bf16 matrix units (detected: the CPU's
 `amx_bf16` / `avx512_bf16` flags, a CUDA device of compute capability 8.0 or later; without them bf16 is
 emulated and slower), and the PSNR that bf16 costs each representation at the end of a fit, measured on the
-tuning images (never the reported ones) by `python run_bench.py --suite speed --speed-parts bf16-cost` and
+tuning images (never the reported ones) by `python run_bench.py --suite precision` and
 shipped in results/reference/bf16_cost.json.
 """
 

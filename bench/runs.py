@@ -166,18 +166,21 @@ class BatchedFits:
         return execute_fit(run, on_step, fit=self._outcome)
 
     def _outcome(self, run: FitRun, model: torch.nn.Module, on_step: Callable) -> FitOutcome:
-        if run.key not in self.waiting:
+        if run.key in self.waiting:
+            return self.waiting.pop(run.key)
+        split = make_split(run.protocol, *run.image.pixels.shape[:2])
+        trial = self.trials.get(run.batch_group)
+        if trial is None or trial.pays:
             done = self.log.finished_keys()
             members = [r for r in self.runs if r.batch_group == run.batch_group and r.key not in done
                        and r.key != run.key][: self.max_batch - 1]
             models = [model] + [r.build() for r in members]
             images = [run.image.pixels] + [r.image.pixels for r in members]
-            split = make_split(run.protocol, *run.image.pixels.shape[:2])
-            if members and self.measure and not self._batching_pays(run, models, images, split):
-                return fit_image(model, run.image.pixels, split, run.fit_config(), on_step)
-            outcomes = fit_batch(models, images, split, run.fit_config(), on_step)
-            self.waiting.update({r.key: o for r, o in zip([run, *members], outcomes)})
-        return self.waiting.pop(run.key)
+            if members and (not self.measure or self._batching_pays(run, models, images, split)):
+                outcomes = fit_batch(models, images, split, run.fit_config(), on_step)
+                self.waiting.update({r.key: o for r, o in zip([run, *members], outcomes)})
+                return self.waiting.pop(run.key)
+        return fit_image(model, run.image.pixels, split, run.fit_config(), on_step)
 
     def _batching_pays(self, run: FitRun, models: list, images: list, split) -> bool:
         if run.batch_group not in self.trials:

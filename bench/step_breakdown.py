@@ -112,7 +112,7 @@ def profile_parts(step: Callable[[], Tensor], device: torch.device, steps: int) 
             continue
         micros = event.self_device_time_total if device.type == "cuda" else event.self_cpu_time_total
         parts[part] += micros / 1000 / steps
-        if part == "elementwise" and micros > 0:
+        if part == "elementwise" and micros > 0 and not event.cpu_children:  # a wrapper's children move its bytes
             elementwise_bytes += traffic_bytes(event) / steps
     return parts, elementwise_bytes
 

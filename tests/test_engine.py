@@ -1,10 +1,12 @@
 """Engine pieces: counted FLOPs against the analytic count, the bf16 policy, the measured peak."""
 
+import weakref
+
 import numpy as np
 import torch
 
 from fitbench import representations as R
-from fitbench.engine import Bf16Matmuls, FitConfig, fit_image
+from fitbench.engine import Bf16Matmuls, FitConfig, PixelLoss, fit_image, make_optimizer, make_step
 from fitbench.flops import training_step_flops
 from fitbench.hardware import matmul_peak
 from fitbench.protocol import make_split
@@ -198,6 +200,24 @@ def test_a_step_in_pixel_chunks_is_the_full_batch_step(name, one_thread):
     np.testing.assert_allclose(chunked.reconstruction, whole.reconstruction, atol=1e-4)
     subset_whole, subset_chunked = fit(None, pixels_per_step=30), fit(8, pixels_per_step=30)
     np.testing.assert_allclose(subset_chunked.curve["loss"], subset_whole.curve["loss"], rtol=1e-4)
+
+
+def test_only_one_chunks_activations_are_alive_at_a_time():
+    """The point of chunks: a chunk's forward runs after the previous chunk's backward has freed its graph."""
+    model = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3))
+    outputs, alive_at_forward = [], []
+
+    def predict(coords):
+        alive_at_forward.append(sum(ref() is not None for ref in outputs))
+        hidden = model[1](model[0](coords))  # kept alive only by the autograd graph (Tanh saves its output)
+        outputs.append(weakref.ref(hidden))
+        return model[2](hidden)
+
+    config = FitConfig(steps=1, lr=1e-3, pixel_chunk=10)
+    losses = PixelLoss(predict, torch.rand(40, 2), torch.rand(40, 3), config)
+    step = make_step(losses, make_optimizer(list(model.parameters()), config), config)
+    step()
+    assert alive_at_forward == [0, 0, 0, 0]
 
 
 def test_a_pixel_chunk_below_one_is_one_line():

@@ -3,11 +3,13 @@ suite measures that cost on tuning images and writes the file auto reads."""
 
 import json
 
+import pandas as pd
 import pytest
 
 from fitbench import representations as R
 from fitbench import precision as P
 from fitbench.precision import choose_precision, cpu_bf16_unit, load_bf16_costs
+from fitbench.suites.precision import write_costs
 
 
 def test_a_named_precision_is_kept_as_is():
@@ -59,11 +61,23 @@ def test_the_precision_suite_measures_on_tuning_images_and_writes_the_costs(run_
     code, stdout, _ = run_cli("--suite", "precision", "--preset", "smoke", "--reps", "siren,grid", "--images", tuning,
                               "--steps", "10", "--out", tmp_path / "out")
     assert code == 0
-    measured = json.loads((tmp_path / "out" / "reference" / "bf16_cost.json").read_text())
-    assert set(measured["representations"]) == {"siren", "grid"}
-    assert measured["representations"]["grid"]["cost_db"] == 0  # no wide matmul: bf16 changes nothing
-    assert measured["representations"]["siren"]["fits"] == 2 and measured["tuning_images"] == [[str(tuning), None]]
-    assert "native bf16 here" in stdout
+    costs = pd.read_csv(tmp_path / "out" / "precision" / "cost.csv").set_index("representation")
+    assert set(costs.index) == {"siren", "grid"}
+    assert costs.loc["grid", "cost_db"] == 0  # no wide matmul: bf16 changes nothing
+    assert costs.loc["siren", "fits"] == 2
+    # A smoke budget says nothing about the end of a standard fit: the file auto reads is left alone.
+    assert not (tmp_path / "out" / "reference" / "bf16_cost.json").exists()
+    assert "native bf16 here" in stdout and "cost.csv only" in stdout
+
+
+def test_the_cost_file_is_merged_so_a_partial_measurement_keeps_the_others(tmp_path):
+    path = tmp_path / "bf16_cost.json"
+    row = {"fp32": 20.0, "bf16": 19.95, "ci95": 0.01, "fits": 4, "within_tolerance": True}
+    write_costs(pd.DataFrame([{"representation": "siren", "cost_db": 0.05, **row},
+                              {"representation": "wire", "cost_db": 0.3, **row}]), path, "standard", [], "cpu")
+    write_costs(pd.DataFrame([{"representation": "siren", "cost_db": 0.02, **row}]), path, "standard", [], "cpu")
+    assert load_bf16_costs(path) == {"siren": 0.02, "wire": 0.3}
+    assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_the_precision_suite_refuses_the_images_a_preset_reports(run_cli, tmp_path):

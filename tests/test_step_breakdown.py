@@ -11,7 +11,7 @@ import torch
 from fitbench import representations as R
 from fitbench.engine import LOSS_RANGE, FitConfig
 from fitbench.flops import training_step_flops
-from fitbench.hardware import memory_bandwidth
+from fitbench.hardware import heap_in_use, keep_freed_memory, memory_bandwidth
 from fitbench.step_breakdown import PARTS, breakdown, part_of, traffic_bytes
 
 
@@ -55,6 +55,21 @@ def test_a_real_step_has_every_part_and_its_flops(one_thread):
     assert row.matmul_gflop == pytest.approx(training_step_flops(model, 2048) / 1e9)
     assert row.step_peak_percent > 0 and row.matmul_peak_percent > row.step_peak_percent * 0.99
     assert row.elementwise_gb > 0 and row.bandwidth_percent > 0
+
+
+def test_heap_in_use_rises_and_falls_with_a_tensor_even_when_freed_memory_is_kept():
+    """The speed suite's CPU peak memory: the resident set stops falling once freed memory is kept, the heap
+    count must not."""
+    if heap_in_use() is None:
+        pytest.skip("the C library does not report its heap (not glibc)")
+    keep_freed_memory()
+    before = heap_in_use()
+    block = torch.ones(16 * 2**20)  # 64 MB
+    during = heap_in_use()
+    del block
+    after = heap_in_use()
+    assert during - before >= 64 * 2**20
+    assert after - before < 8 * 2**20
 
 
 def test_memory_bandwidth_is_measured_and_plausible():

@@ -4,7 +4,7 @@ Every representation is fitted at a fitting preset's budget (default: standard) 
 FFN tuning images — never on images a preset reports — and the mean test-PSNR difference (fp32 minus bf16) with
 its 95 % interval over the images is its bf16 cost. Writes OUT/precision/runs.jsonl (resumable), cost.csv, and
 OUT/reference/bf16_cost.json, which `--precision auto` reads (bench/precision.py; with the default --out, the
-shipped results/reference/bf16_cost.json).
+shipped results/reference/bf16_cost.json): only at the standard preset's own budget, merged per representation.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,7 @@ from ..stats import ci_half_width
 from .fitting import load_preset_images, plan_fits
 from . import register_suite
 
+AUTO_PRESET = "standard"  # the budget --precision auto's decision is measured at
 TUNING_IMAGES = (("ffn-natural", 2), ("ffn-text", 2))  # the FFN paper's tuning images, as the tune suite's plan
 
 
@@ -57,17 +59,23 @@ def run_precision(options: SuiteOptions) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     table.to_csv(folder / "cost.csv", index=False)
     device = str(resolve_device(options.device))
-    write_costs(table, options.out / "reference" / BF16_COST_FILE.name, preset.name, sets, device_name(device))
     with pd.option_context("display.width", 200):
         print(table.round(3).to_string(index=False))
-    print(f"bf16 costs: {options.out / 'reference' / BF16_COST_FILE.name}; native bf16 here: "
-          f"{native_bf16(device) or 'none (auto keeps fp32)'}")
+    reference = options.out / "reference" / BF16_COST_FILE.name
+    if preset.name == AUTO_PRESET and options.steps is None:
+        write_costs(table, reference, preset.name, sets, device_name(device))
+        where = f"{reference} (merged: representations not measured now keep their earlier costs)"
+    else:  # a smaller budget's cost says little about the end of a standard fit
+        where = f"{folder / 'cost.csv'} only; {reference.name} is written at --preset {AUTO_PRESET}'s own budget"
+    print(f"bf16 costs: {where}; native bf16 here: {native_bf16(device) or 'none (auto keeps fp32)'}")
     return report_failures(failed, lambda r: f"{r.representation} on {r.image} ({r.precision})")
 
 
 def bf16_costs(records: list[dict]) -> pd.DataFrame:
     """Per representation: mean test PSNR in fp32 and bf16 over the images (and seeds), and the paired cost."""
     ok = pd.DataFrame([r for r in records if r["status"] == "ok"])
+    if ok.empty:
+        return pd.DataFrame(columns=["representation", "fp32", "bf16", "cost_db", "ci95", "fits", "within_tolerance"])
     pairs = ok.pivot_table(index=["representation", "image_set", "image", "seed"], columns="precision",
                            values="psnr_test").dropna()
     rows = []
@@ -79,14 +87,20 @@ def bf16_costs(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def write_costs(table: pd.DataFrame, path, preset: str, sets, device: str) -> None:
-    """The file --precision auto reads: each representation's cost, with where and how it was measured."""
+def write_costs(table: pd.DataFrame, path: Path, preset: str, sets, device: str) -> None:
+    """The file --precision auto reads: each representation's cost, with where and how it was measured. Merged
+    into the file already there, so measuring some representations keeps the others' costs; the top-level fields
+    describe the latest measurement."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    earlier = json.loads(path.read_text()).get("representations", {}) if path.is_file() else {}
     measured = {
         "tolerance_db": BF16_TOLERANCE_DB, "preset": preset, "tuning_images": [list(s) for s in sets],
         "measured_on": device, "fitbench_version": fitbench_version(), "commit": commit(),
-        "representations": {row.representation: {"cost_db": round(row.cost_db, 4), "ci95": round(row.ci95, 4),
-                                                  "fp32": round(row.fp32, 4), "bf16": round(row.bf16, 4),
-                                                  "fits": int(row.fits)} for row in table.itertuples()},
+        "representations": {**earlier, **{
+            row.representation: {"cost_db": round(row.cost_db, 4), "ci95": round(row.ci95, 4),
+                                 "fp32": round(row.fp32, 4), "bf16": round(row.bf16, 4), "fits": int(row.fits),
+                                 "measured_on": device, "commit": commit()} for row in table.itertuples()}},
     }
-    path.write_text(json.dumps(measured, indent=1) + "\n")
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(measured, indent=1) + "\n")
+    temporary.replace(path)  # never a half-written file for auto to read

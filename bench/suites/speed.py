@@ -1,7 +1,8 @@
 """Speed suite: the reference minibatch loop, the plain full-batch eager loop and the engine's fastest path,
 side by side in one process, against the matmul peak measured in that same process; plus batched vs one by one.
 
-Writes OUT/speed/speed.csv (one row per representation and loop) and OUT/speed/speed.png.
+Writes OUT/speed/breakdown.csv and breakdown.png (the step breakdown, bench/step_breakdown.py), and
+OUT/speed/speed.csv (one row per representation and loop, and the batching rows) and speed.png.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ from fitbench import representations
 
 from .. import metrics
 from ..batched import can_batch, fit_batch
-from ..engine import FitConfig, PixelLoss, fit_image, reconstruct, resolve_device, train, training_pixels
+from ..engine import FitConfig, PixelLoss, capturable_config, fit_image, reconstruct, resolve_device, train, training_pixels
 from ..flops import training_step_flops
-from ..hardware import matmul_peak, memory_bandwidth
+from ..hardware import heap_in_use, matmul_peak, memory_bandwidth
 from ..options import SuiteOptions
 from ..precision import choose_precision, native_bf16
 from ..presets import Preset, get_preset
@@ -84,13 +85,18 @@ class SpeedRow:
 
 
 class PeakMemory:
-    """Peak memory above the start of a `with` block: CUDA allocator stats, or sampled RSS on CPU."""
+    """Peak memory above the start of a `with` block: CUDA allocator stats; on CPU the malloc heap in use
+    (hardware.heap_in_use), sampled, or the resident set size where the C library cannot report it. RSS alone
+    would read near zero once freed memory is kept in the process (hardware.keep_freed_memory)."""
 
     def __init__(self, device: torch.device):
         self.device, self.peak, self._stop = device, 0, threading.Event()
 
     @staticmethod
-    def _rss() -> int:
+    def _cpu_bytes() -> int:
+        in_use = heap_in_use()
+        if in_use is not None:
+            return in_use
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * resource.getpagesize()
 
@@ -99,14 +105,14 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats(self.device)
             self.base = torch.cuda.memory_allocated(self.device)
         else:
-            self.base = self.peak = self._rss()
+            self.base = self.peak = self._cpu_bytes()
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()
         return self
 
     def _sample(self):
         while not self._stop.wait(0.005):
-            self.peak = max(self.peak, self._rss())
+            self.peak = max(self.peak, self._cpu_bytes())
 
     def __exit__(self, *exc):
         if self.device.type == "cuda":
@@ -176,6 +182,7 @@ def full_batch_loop(model, image, split, config: FitConfig, preset: SpeedPreset)
     device = torch.device(config.device)
     coords, values = training_pixels(image, split, device)
     clock = Clock(preset.target_psnr)
+    config = capturable_config(config, model)
 
     losses = PixelLoss(model, coords, values, config)
 
@@ -188,13 +195,14 @@ def full_batch_loop(model, image, split, config: FitConfig, preset: SpeedPreset)
 
 def loop_configs(name: str, preset: SpeedPreset, lr: float, device: str, precision: str, compile: bool
                  ) -> tuple[FitConfig, FitConfig]:
-    """The eager loop (fp32, Adam one parameter at a time, no compilation: the engine before its fast paths) and
+    """The eager loop (fp32, Adam one parameter at a time, no compilation, no CUDA graphs: the engine before its
+    fast paths) and
     the fast path (fused Adam, `precision` as fitting's --precision would choose it, torch.compile if asked).
     The time-to-target check runs at each host sync, so both sync at every check (CUDA's default of every 200
     steps would put every check after a 100-step preset's last step)."""
     checks = dict(log_every=preset.eval_every, sync_every=preset.eval_every)
     chosen = choose_precision(precision, device, name).precision
-    return (FitConfig(preset.steps, lr, device, **checks, fused_adam=False),
+    return (FitConfig(preset.steps, lr, device, **checks, fused_adam=False, cuda_graphs=False),
             FitConfig(preset.steps, lr, device, **checks, precision=chosen, compile=compile))
 
 
