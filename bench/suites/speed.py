@@ -27,7 +27,8 @@ from fitbench import representations
 
 from .. import metrics
 from ..batched import can_batch, fit_batch
-from ..engine import FitConfig, PixelLoss, capturable_config, fit_image, reconstruct, resolve_device, train, training_pixels
+from ..engine import (FitConfig, PixelLoss, capturable_config, fit_image, reconstruct, resolve_device, train,
+                      training_pixels)
 from ..flops import training_step_flops
 from ..hardware import heap_in_use, matmul_peak, memory_bandwidth
 from ..options import SuiteOptions
