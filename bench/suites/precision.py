@@ -93,13 +93,14 @@ def write_costs(table: pd.DataFrame, path: Path, preset: str, sets, device: str)
     describe the latest measurement."""
     path.parent.mkdir(parents=True, exist_ok=True)
     earlier = json.loads(path.read_text()).get("representations", {}) if path.is_file() else {}
+    checkout = commit()  # a git call: once, not per representation
     measured = {
         "tolerance_db": BF16_TOLERANCE_DB, "preset": preset, "tuning_images": [list(s) for s in sets],
-        "measured_on": device, "fitbench_version": fitbench_version(), "commit": commit(),
+        "measured_on": device, "fitbench_version": fitbench_version(), "commit": checkout,
         "representations": {**earlier, **{
             row.representation: {"cost_db": round(row.cost_db, 4), "ci95": round(row.ci95, 4),
                                  "fp32": round(row.fp32, 4), "bf16": round(row.bf16, 4), "fits": int(row.fits),
-                                 "measured_on": device, "commit": commit()} for row in table.itertuples()}},
+                                 "measured_on": device, "commit": checkout} for row in table.itertuples()}},
     }
     temporary = path.with_suffix(".json.tmp")
     temporary.write_text(json.dumps(measured, indent=1) + "\n")
