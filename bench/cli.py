@@ -14,10 +14,15 @@ from . import executor, tracking
 from .executor import EXECUTORS, LOCAL_SUITES, ExecutorConfig, RunsLostError
 from .html_report import write_report
 from .lock import FolderBusyError, FolderLock
+from .metrics import SSIM_MIN_SIDE
 from .options import SuiteOptions
+from .paths import check_output_folder, writing_under
 from .presets import FITTING_PRESETS, UnknownPresetError
 from .provenance import Provenance
 from .suites import load_suites
+
+
+DRY_RUN_SUITES = ("fitting", "compression", "tune")  # the suites that can show their plan (--dry-run)
 
 
 def build_parser(suites) -> argparse.ArgumentParser:
@@ -56,6 +61,10 @@ def build_parser(suites) -> argparse.ArgumentParser:
     parser.add_argument("--data-root", type=Path,
                         help="where downloadable image sets live (default: $FITBENCH_DATA_ROOT or ~/.cache/fitbench/data)")
     parser.add_argument("--fresh", action="store_true", help="start over: move the suite's previous records aside")
+    parser.add_argument("--dry-run", action="store_true",
+                        help=f"print the plan and exit: the fits, their images and settings, those already done in "
+                        f"OUT, and a time estimate from a short probe; fits and writes nothing "
+                        f"({', '.join(DRY_RUN_SUITES)} suites)")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="REP.FIELD=VALUE",
                         help="override a representation setting, e.g. --set siren.omega_0=20 (repeatable)")
     parser.add_argument("--wandb", action="store_true",
@@ -99,9 +108,9 @@ def parse_settings(items: list[str]) -> dict[str, dict]:
     return settings
 
 
-def positive(name: str, value: int | None) -> int | None:
-    if value is not None and value < 1:
-        raise ValueError(f"--{name} must be at least 1, got {value}")
+def positive(name: str, value: int | None, minimum: int = 1, why: str = "") -> int | None:
+    if value is not None and value < minimum:
+        raise ValueError(f"--{name} must be at least {minimum}{why}, got {value}")
     return value
 
 
@@ -110,7 +119,8 @@ def options_from(args: argparse.Namespace) -> SuiteOptions:
         suite=args.suite, preset=args.preset,
         representations=[r.strip() for r in args.reps.split(",") if r.strip()] if args.reps else None,
         images=args.images, steps=positive("steps", args.steps), seeds=positive("seeds", args.seeds),
-        size=positive("size", args.size), max_images=positive("max-images", args.max_images), device=args.device,
+        size=positive("size", args.size, SSIM_MIN_SIDE, " (SSIM cannot score smaller images)"),
+        max_images=positive("max-images", args.max_images), device=args.device,
         out=args.out, data_root=args.data_root, fresh=args.fresh, wandb=args.wandb, wandb_project=args.wandb_project,
         wandb_entity=args.wandb_entity, settings=parse_settings(args.settings), plugins=list(args.plugins),
         executor=ExecutorConfig.from_args(args), args=args,
@@ -134,7 +144,13 @@ def print_listing(suites) -> None:
 
 def run_tracked(suite, options: SuiteOptions, argv: list[str] | None = None) -> int:
     """Run a suite as the one writer of its folder, with its provenance recorded and the invocation's tracker
-    active; then log the suite folder's figures and records."""
+    active; then log the suite folder's figures and records. Every write stays inside --out (bench/paths.py)."""
+    with writing_under(options.out):
+        check_output_folder(options.out, [options.suite_dir(), options.out / "reference"])
+        return _run_locked(suite, options, argv)
+
+
+def _run_locked(suite, options: SuiteOptions, argv: list[str] | None) -> int:
     with FolderLock(options.suite_dir()):
         provenance = Provenance(options.suite_dir(), suite.name, options.preset, options.device,
                                 None if argv is None else ["run_bench.py", *map(str, argv)])
@@ -181,7 +197,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.report and not args.suite:
         try:
-            print(f"report: {write_report(args.out)}")
+            with writing_under(args.out):
+                check_output_folder(args.out, [])
+                print(f"report: {write_report(args.out)}")
             return 0
         except (ValueError, OSError) as error:
             print(f"error: {error}", file=sys.stderr)
@@ -190,6 +208,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("choose a suite with --suite (" + ", ".join(suites) + "), or --list")
     try:
         options = options_from(args)
+        if args.dry_run:  # no lock, provenance, tracker or report: nothing is written
+            if args.suite not in DRY_RUN_SUITES:
+                raise ValueError(f"--dry-run: the {args.suite} suite cannot show a plan; drop --dry-run (the "
+                                 f"{', '.join(DRY_RUN_SUITES)} suites can)")
+            return suites[args.suite].run(options)
         return run_tracked(suites[args.suite], options, argv)
     except (DatasetError, UnknownPresetError, representations.UnknownRepresentationError, ValueError,
             FolderBusyError) as error:

@@ -23,14 +23,14 @@ from typing import Any, Iterator, Sequence
 
 import ray
 from ray import cloudpickle
-from tqdm.auto import tqdm
 
 from .executor import Execute, ExecutorConfig, Finished, Run, RunsLostError
+from .progress import Progress
 
 MAX_RETRIES = 3  # restarts of a task whose worker died (a raised exception is a result, never retried)
-POLL_SECONDS = 0.5  # how often the driver refreshes the bar while it waits for results
-REPORT_SECONDS = 1.0  # how often a worker reports a fit's step to the bar
-PROGRESS_ACTOR = "fitbench-progress"  # name prefix of each call's Progress actor (ray.util.list_named_actors)
+POLL_SECONDS = 0.5  # how often the driver refreshes the progress while it waits for results
+REPORT_SECONDS = 1.0  # how often a worker reports a fit's step to the progress
+PROGRESS_ACTOR = "fitbench-progress"  # name prefix of each call's Running actor (ray.util.list_named_actors)
 
 
 class RayExecutor:
@@ -41,7 +41,7 @@ class RayExecutor:
         self.connected = False
         self.owned = False  # whether this executor made the connection, and so ends it
 
-    def results(self, runs: Sequence[Run], execute: Execute, bar: tqdm) -> Iterator[Finished]:
+    def results(self, runs: Sequence[Run], execute: Execute, progress: Progress) -> Iterator[Finished]:
         if not runs:
             return
         self._connect()
@@ -49,15 +49,15 @@ class RayExecutor:
         threads = config.threads_per_fit or max(1, int(config.cpus_per_fit))
         remote = execute_runs.options(num_cpus=config.cpus_per_fit, num_gpus=config.gpus_per_fit,
                                       max_retries=MAX_RETRIES, retry_exceptions=False)
-        progress = ProgressView(runs)
+        running = RunningView(runs)
         code = source_fingerprint()
         pending = {remote.remote(cloudpickle.dumps((task_execute, task_runs)), config.plugins, threads, code,
-                                 progress.actor): task_runs for task_execute, task_runs in tasks(runs, execute)}
+                                 running.actor): task_runs for task_execute, task_runs in tasks(runs, execute)}
         lost: list[tuple[Run, str]] = []
         try:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
-                bar.set_postfix_str(progress.describe(pending.values()), refresh=True)
+                progress.running(running.describe(pending.values()))
                 for ref in ready:
                     task_runs = pending.pop(ref)
                     try:
@@ -65,9 +65,9 @@ class RayExecutor:
                     except ray.exceptions.RayError as error:
                         lost += [(run, lost_reason(error)) for run in task_runs]
                         continue
-                    for run, (record, artifact) in zip(task_runs, results):
-                        yield Finished(run, record, artifact, where)
-            if restarted := progress.restarted():
+                    for run, (record, artifact, seconds) in zip(task_runs, results):
+                        yield Finished(run, record, artifact, where, seconds)
+            if restarted := running.restarted():
                 shown = ", ".join(restarted[:3]) + (f", +{len(restarted) - 3} more" if len(restarted) > 3 else "")
                 print(f"note: Ray restarted {len(restarted)} run(s) whose worker died ({shown}); each was recorded "
                       "once, from the attempt that finished", file=sys.stderr)
@@ -75,7 +75,7 @@ class RayExecutor:
             for ref in pending:  # interrupted: stop the work nobody will record
                 with contextlib.suppress(Exception):  # cleaning up must not hide why we stopped
                     ray.cancel(ref, force=True)
-            progress.close()
+            running.close()
         if lost:
             for run, reason in lost:
                 print(f"error: {run.label}: not executed on Ray: {reason}", file=sys.stderr)
@@ -143,10 +143,10 @@ def tasks(runs: Sequence[Run], execute: Execute) -> list[tuple[Execute, list[Run
 
 
 @ray.remote
-def execute_runs(payload: bytes, plugins: tuple[str, ...], threads: int, code: str, progress) -> tuple[str, list]:
+def execute_runs(payload: bytes, plugins: tuple[str, ...], threads: int, code: str, running) -> tuple[str, list]:
     """On a worker: check that it runs the driver's fitbench (`code`), load the plugins (a run may name their
     representations), then execute the runs with `threads` torch threads; returns where it ran and each run's
-    (record, artifact)."""
+    (record, artifact, seconds it took)."""
     from fitbench import representations
 
     from .hardware import torch_threads
@@ -161,8 +161,10 @@ def execute_runs(payload: bytes, plugins: tuple[str, ...], threads: int, code: s
     results = []
     with torch_threads(threads):
         for run in runs:
-            progress.started.remote(run.key, where)
-            results.append(execute(run, StepReporter(progress, run.key)))
+            running.started.remote(run.key, where)
+            started = time.perf_counter()
+            record, artifact = execute(run, StepReporter(running, run.key))
+            results.append((record, artifact, time.perf_counter() - started))
     return where, results
 
 
@@ -182,21 +184,21 @@ def source_fingerprint() -> str:
 
 
 class StepReporter:
-    """A run's on_step on a worker: tells the progress actor the step at most every REPORT_SECONDS."""
+    """A run's on_step on a worker: tells the Running actor the step at most every REPORT_SECONDS."""
 
-    def __init__(self, progress, key: str):
-        self.progress, self.key, self.last = progress, key, 0.0
+    def __init__(self, running, key: str):
+        self.running, self.key, self.last = running, key, 0.0
 
     def __call__(self, step: int, loss: float) -> None:
         now = time.monotonic()
         if now - self.last >= REPORT_SECONDS:
             self.last = now
-            self.progress.stepped.remote(self.key, step)
+            self.running.stepped.remote(self.key, step)
 
 
 @ray.remote(num_cpus=0)
-class Progress:
-    """What runs where, for the driver's bar: each run's worker and step, and how often it was started."""
+class Running:
+    """What runs where, for the driver's progress: each run's worker and step, and how often it was started."""
 
     def __init__(self):
         self.running: dict[str, tuple[str, int]] = {}  # key -> (where, step)
@@ -214,13 +216,13 @@ class Progress:
         return self.running, self.attempts
 
 
-class ProgressView:
-    """The driver's side of the Progress actor: what runs where, read without ever waiting for the actor (the
-    bar is only a view; an actor that is slow or gone never holds up a result)."""
+class RunningView:
+    """The driver's side of the Running actor: what runs where, read without ever waiting for the actor (the
+    progress is only a view; an actor that is slow or gone never holds up a result)."""
 
     def __init__(self, runs: Sequence[Run]):
         self.by_key = {run.key: run for run in runs}
-        self.actor = Progress.options(name=f"{PROGRESS_ACTOR}-{secrets.token_hex(4)}").remote()
+        self.actor = Running.options(name=f"{PROGRESS_ACTOR}-{secrets.token_hex(4)}").remote()
         self.asked = self.actor.snapshot.remote()
         self.running: dict[str, tuple[str, int]] = {}
         self.attempts: dict[str, int] = {}

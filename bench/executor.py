@@ -1,5 +1,5 @@
-"""Runs a suite's pending runs: progress bars, one record appended per finished run, resume, tracking, and the
-exit code of a suite whose runs failed.
+"""Runs a suite's pending runs: their progress (bench/progress.py), one record appended per finished run, resume,
+tracking, and the exit code of a suite whose runs failed.
 
 Where the runs execute is the invocation's executor (`--executor`, activated by the CLI like the tracker): here,
 one after another (`LocalExecutor`), or as Ray tasks on a local instance or a cluster (bench/distributed.py).
@@ -13,13 +13,13 @@ import contextlib
 import dataclasses
 import importlib.util
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
-from tqdm.auto import tqdm
-
 from . import tracking
+from .progress import Progress, record_field
 from .records import RecordLog
 
 
@@ -100,43 +100,39 @@ class RunsLostError(RuntimeError):
 
 @dataclass
 class Finished:
-    """A run's result as it reaches the driver, and where it was computed ("" here)."""
+    """A run's result as it reaches the driver, where it was computed ("" here) and how long it took there."""
 
     run: Any
     record: Any
     artifact: Any
     where: str = ""
+    seconds: float = 0.0
 
 
 class Executor(Protocol):
-    def results(self, runs: Sequence[Run], execute: Execute, bar: tqdm) -> Iterator[Finished]:
-        """Execute `runs`, yielding each result as it exists (in any order) and showing what runs in `bar`."""
+    def results(self, runs: Sequence[Run], execute: Execute, progress: Progress) -> Iterator[Finished]:
+        """Execute `runs`, yielding each result as it exists (in any order) and telling `progress` what runs."""
 
     def close(self) -> None: ...
 
 
 class LocalExecutor:
-    """Runs each run here, one after another, with a second bar over its steps."""
+    """Runs each run here, one after another, with the progress of its steps."""
 
     def __init__(self, threads_per_fit: int | None = None):
         self.threads_per_fit = threads_per_fit
 
-    def results(self, runs: Sequence[Run], execute: Execute, bar: tqdm) -> Iterator[Finished]:
+    def results(self, runs: Sequence[Run], execute: Execute, progress: Progress) -> Iterator[Finished]:
         from .hardware import torch_threads
 
         for run in runs:
-            bar.set_postfix_str(run.label)
-            with tqdm(total=max(run.steps, 1), desc="  steps", leave=False, dynamic_ncols=True, file=sys.stderr,
-                      disable=None) as steps:
-
-                def on_step(step: int, loss: float) -> None:
-                    steps.n = step
-                    steps.set_postfix(loss=f"{loss:.2e}", refresh=False)
-                    steps.refresh()
-
-                with torch_threads(self.threads_per_fit) if self.threads_per_fit else contextlib.nullcontext():
-                    record, artifact = execute(run, on_step)
-            yield Finished(run, record, artifact)
+            progress.running(run.label)
+            with progress.steps(run) as on_step, (torch_threads(self.threads_per_fit) if self.threads_per_fit
+                                                  else contextlib.nullcontext()):
+                started = time.perf_counter()
+                record, artifact = execute(run, on_step)
+                seconds = time.perf_counter() - started
+            yield Finished(run, record, artifact, seconds=seconds)
 
     def close(self) -> None:
         pass
@@ -191,47 +187,23 @@ def execute_pending(runs: Sequence[Run], log: RecordLog, execute: Execute, on_fi
     if skipped:
         print(f"resuming: {skipped} of {len(runs)} runs already finished in {log.path}", file=sys.stderr)
     failed = []
-    with tqdm(total=len(pending), desc="runs", unit="run", dynamic_ncols=True, file=sys.stderr,
-              disable=None) as bar:  # off in logs
-        for index, finished in enumerate(executor.results(pending, execute, bar), 1):
+    with Progress(pending, done=skipped, total=len(runs)) as progress:
+        for finished in executor.results(pending, execute, progress):
             record = finished.record
             if on_finished:
                 record = on_finished(finished.run, record, finished.artifact)
             log.append(record)
             tracker.log_run(finished.run.label, record, log.path.parent)
-            bar.update()
-            where = f" [{finished.where}]" if finished.where else ""
-            tqdm.write(f"[{index + skipped}/{len(runs)}] {finished.run.label}: {_summary(record)}{where}",
-                       file=sys.stderr)
-            if _field(record, "status") == "error":
+            progress.finished(finished.run, record, finished.seconds, finished.where)
+            if record_field(record, "status") == "error":
                 failed.append(record)
     return failed
-
-
-def _field(record: Any, name: str) -> Any:
-    return getattr(record, name, None) if dataclasses.is_dataclass(record) else record.get(name)
 
 
 def report_failures(failed: list[Any], describe: Callable[[Any], str]) -> int:
     """Print one line per failed run and return the suite's exit code: 1 if any run failed, else 0."""
     for record in failed:
-        print(f"error: {describe(record)}: {_field(record, 'error')}", file=sys.stderr)
+        print(f"error: {describe(record)}: {record_field(record, 'error')}", file=sys.stderr)
     if failed:
         print(f"{len(failed)} run(s) failed; they are retried when the same command runs again", file=sys.stderr)
     return 1 if failed else 0
-
-
-SHOWN = ("psnr_test", "psnr", "bpp", "ssim_full", "fd", "kid", "class_acc")  # the headline metrics of each suite
-
-
-def _summary(record: Any) -> str:
-    row = dataclasses.asdict(record) if dataclasses.is_dataclass(record) else dict(record)
-    if row.get("status") == "error":
-        return f"ERROR {row.get('error')}"
-    parts = [f"{name.replace('_', ' ')} {row[name]:.3g}" if name in ("fd", "kid") else
-             f"{name.replace('_', ' ')} {row[name]:.2f}" for name in SHOWN if isinstance(row.get(name), (int, float))]
-    for name in ("seconds", "train_seconds"):
-        if row.get(name):
-            parts.append(f"{row[name]:.1f} s")
-    status = row.get("status", "ok")
-    return ", ".join(parts) + ("" if status == "ok" else f" [{status}]")

@@ -55,3 +55,47 @@ def reconstruction_grid(truth: np.ndarray, panels: list[tuple[str, np.ndarray]],
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def critical_difference_diagram(test, title: str, path: Path) -> None:
+    """Save `critical_difference_figure` as a PNG."""
+    figure = critical_difference_figure(test, title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(figure)
+
+
+def critical_difference_figure(test, title: str):
+    """Demšar's (2006) critical-difference diagram of a `fitbench.stats.Friedman` test: each method at its mean
+    rank on an axis (1 = best, on the left), and a bar joining methods whose mean ranks lie within one critical
+    difference of each other (the test cannot tell them apart)."""
+    ranks = dict(sorted(test.mean_ranks.items(), key=lambda item: item[1]))
+    methods, k = list(ranks), len(ranks)
+    half = (k + 1) // 2
+    groups = test.groups()
+    below = 0.5 + 0.22 * len(groups)  # room under the axis for the bars, then the labels
+    figure, ax = plt.subplots(figsize=(8, 1.6 + 0.3 * (max(half, k - half) + below)))
+    ax.set_xlim(0.5, k + 0.5)  # rank 1 (best) on the left
+    ax.set_ylim(-(max(half, k - half) + below + 0.8), 1.6)
+    ax.axis("off")
+    ax.hlines(0, 1, k, color="black", linewidth=1)
+    for tick in range(1, k + 1):
+        ax.vlines(tick, 0, 0.15, color="black", linewidth=1)
+        ax.text(tick, 0.3, str(tick), ha="center", fontsize=8)
+    cd_start = 1
+    ax.hlines(1.2, cd_start, cd_start + test.critical_difference, color="tab:red", linewidth=2)
+    ax.text(cd_start + test.critical_difference / 2, 1.35, f"CD = {test.critical_difference:.2f}", ha="center",
+            fontsize=8, color="tab:red")
+    for i, method in enumerate(methods):  # best half labelled on the left, the rest on the right
+        left = i < half
+        level = -below - (i + 1 if left else k - i)
+        ax.vlines(ranks[method], level, 0, color="gray", linewidth=0.8)
+        end = 0.5 if left else k + 0.5
+        ax.hlines(level, ranks[method], end, color="gray", linewidth=0.8)
+        ax.text(end + (-0.1 if left else 0.1), level, f"{method} ({ranks[method]:.2f})",
+                ha="right" if left else "left", va="center", fontsize=8)
+    for j, group in enumerate(groups):
+        ax.hlines(-0.35 - 0.22 * j, ranks[group[0]] - 0.05, ranks[group[-1]] + 0.05, color="black", linewidth=3)
+    ax.set_title(f"{title}\nFriedman p = {test.p:.2g} over {test.images} images; bars: not distinguishable "
+                 "(Nemenyi, 5 %)", fontsize=9)
+    return figure

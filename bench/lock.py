@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from .paths import inside_out
+
 
 class FolderBusyError(RuntimeError):
     """Another process holds the folder; the message is one line naming it."""
@@ -26,7 +28,7 @@ class FolderLock:
         self.fd: int | None = None
 
     def __enter__(self) -> "FolderLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        inside_out(self.path).parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -39,6 +39,9 @@ def _gaussian_window(sigma: float = 1.5, truncate: float = 3.5) -> torch.Tensor:
     return window / window.sum()
 
 
+SSIM_MIN_SIDE = len(_gaussian_window())  # SSIM cannot score an image with a smaller side than its window
+
+
 def ssim(a, b) -> float:
     """Mean SSIM of two (H, W) or (H, W, C) images in [0, 1]; channels are averaged, borders excluded."""
     a, b = _as_tensor(a).clamp(0, 1).double(), _as_tensor(b).clamp(0, 1).double()

@@ -23,6 +23,7 @@ import torch
 
 from .engine import resolve_device
 from .hardware import matmul_peak
+from .paths import inside_out
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -76,7 +77,7 @@ class Provenance:
         self._write()
 
     def _write(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        inside_out(self.path).parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a") as f:
             f.write(json.dumps(self.entry) + "\n")
 

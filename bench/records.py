@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from .paths import inside_out
+
 FINISHED = ("ok", "diverged")  # runs with another status (errors) are tried again on the next invocation
 
 
@@ -93,8 +95,9 @@ class RecordLog:
 
     def append(self, record: Any) -> None:
         row = dataclasses.asdict(record) if dataclasses.is_dataclass(record) else dict(record)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as f:
+        path = inside_out(self.path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as f:
             f.write(json.dumps(row, allow_nan=True) + "\n")
             f.flush()
             os.fsync(f.fileno())
@@ -116,12 +119,12 @@ class RecordLog:
         raw = text.decode("utf-8", errors="replace").split("\n")
         good = [raw[number - 1] for number, record in lines if record is not None]
         side = self.path.with_name(f"{self.path.name}.malformed-{time.strftime('%Y%m%d-%H%M%S')}")
-        side.write_text("".join(f"line {n}: {raw[n - 1]}\n" for n in bad))
-        temporary = self.path.with_name(self.path.name + ".tmp")
+        inside_out(side).write_text("".join(f"line {n}: {raw[n - 1]}\n" for n in bad))
+        temporary = inside_out(self.path.with_name(self.path.name + ".tmp"))
         temporary.write_text("".join(line + "\n" for line in good))
         with temporary.open("rb+") as f:
             os.fsync(f.fileno())
-        os.replace(temporary, self.path)
+        os.replace(temporary, inside_out(self.path))
         torn_note = ", the last one torn by an interrupted write" if torn else ""
         return f"{self.path}: moved {len(bad)} malformed line(s){torn_note} to {side.name}; {len(good)} record(s) kept"
 
@@ -142,7 +145,7 @@ class RecordLog:
         if not self.path.exists():
             return None
         backup = self.path.with_name(f"{self.path.name}.{time.strftime('%Y%m%d-%H%M%S')}.bak")
-        self.path.rename(backup)
+        inside_out(self.path).rename(inside_out(backup))
         return backup
 
 

@@ -83,8 +83,9 @@ class FitRun:
 
     @property
     def batch_group(self) -> tuple | None:
-        """Runs with equal groups can be fitted as one batch: only the image and the seed may differ."""
-        if self.is_reference or not can_batch(self.representation):
+        """Runs with equal groups can be fitted as one batch: only the image and the seed may differ. A fit under a
+        time budget is never batched: each one gets the whole budget on its own clock."""
+        if self.is_reference or self.budget_seconds is not None or not can_batch(self.representation):
             return None
         return (self.representation, self.image_set, self.protocol, self.preset, self.steps, self.overrides,
                 self.device, self.precision, self.compile, self.budget_seconds, self.budget_flops,
@@ -95,9 +96,16 @@ class FitRun:
                                             compile=self.compile, seconds=self.budget_seconds,
                                             flops=self.budget_flops, pixels_per_step=self.pixels_per_step)
 
+    @property
+    def training_grid(self) -> representations.TrainingGrid:
+        """The pixels the fit trains on, which the settings that follow the image are derived from."""
+        train = make_split(self.protocol, *self.image.pixels.shape[:2]).train
+        return representations.TrainingGrid(int(train.any(1).sum()), int(train.any(0).sum()))
+
     def build(self) -> torch.nn.Module:
         torch.manual_seed(self.seed)
-        return representations.build(self.representation, out_features=self.image.pixels.shape[2], **self.config)
+        return representations.build(self.representation, out_features=self.image.pixels.shape[2],
+                                     training_grid=self.training_grid, **self.config)
 
 
 def execute_fit(run: FitRun, on_step: Callable[[int, float], None] | None = None,
@@ -122,8 +130,8 @@ def execute_fit(run: FitRun, on_step: Callable[[int, float], None] | None = None
         if run.is_reference:
             reconstruction, outcome = interpolate(pixels, split, run.representation), None
         else:
-            config = run.config
             model = run.build()
+            config = dataclasses.asdict(model.config)  # with the settings derived from the training grid
             record.params, record.lr, record.config = representations.count_parameters(model), config["lr"], config
             if fit is None:
                 outcome = fit_image(model, pixels, split, run.fit_config(), on_step)

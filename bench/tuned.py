@@ -4,6 +4,11 @@
 with the tuning images, the budget and the fitbench version and commit. The repository ships the files that
 `python run_bench.py --suite tune --preset NAME` wrote into `results/reference/tuned/` (the default --out), and
 a preset marked `tuned` reads its file from there; every record and leaderboard names the file and its digest.
+
+A file records the tuner that wrote it (`"tuner": TUNER`; none: the tuner before full grids, grids that grow past
+their edges, second-seed finals and settings relative to the training grid) and whether it was made from committed
+code (`clean_commit`). Files of either tuner are read; their labels say which made them and flag uncommitted code,
+and only files of this tuner made from a clean commit may ship (tests/test_verdicts.py checks the shipped ones).
 """
 
 from __future__ import annotations
@@ -18,6 +23,12 @@ from typing import Any
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 SHIPPED = REPOSITORY / "results" / "reference" / "tuned"
+TUNER = 2  # the tuner of bench/suites/tune.py; files without a "tuner" are the first one's
+
+
+def is_clean_commit(commit: str | None) -> bool:
+    """A commit id with nothing uncommitted beside it (provenance.commit marks a dirty tree "+dirty")."""
+    return bool(commit) and "+" not in commit and len(commit) == 40
 
 
 def tuned_path(folder: Path, preset: str) -> Path:
@@ -36,10 +47,25 @@ class TunedSettings:
             shown = self.path.resolve().relative_to(REPOSITORY)
         except ValueError:
             shown = self.path
-        return f"tuned: {shown} ({self.digest[:8]})"
+        notes = [note for note, applies in (("made by the old tuner", self.tuner != TUNER),
+                                            ("from uncommitted code", not is_clean_commit(self.data.get("commit"))))
+                 if applies]
+        return f"tuned: {shown} ({self.digest[:8]}{''.join(f'; {note}' for note in notes)})"
+
+    @property
+    def tuner(self) -> int | None:
+        return self.data.get("tuner")
 
     def chosen(self, representation: str) -> dict[str, Any]:
-        return dict(self.data.get("representations", {}).get(representation, {}).get("chosen", {}))
+        """The chosen values; an absolute value (an old file's omega_0) switches off the relative setting a size
+        class may set for it (omega_0_nyquist), so the value chosen is the value fitted."""
+        from fitbench import representations
+
+        chosen = dict(self.data.get("representations", {}).get(representation, {}).get("chosen", {}))
+        try:
+            return representations.merge_overrides(representation, chosen)
+        except representations.UnknownRepresentationError:
+            return chosen
 
     @property
     def tuning_images(self) -> dict[str, list[str]]:

@@ -1,4 +1,4 @@
-"""Images to fit: named sets (builtin, FFN natural/text, Kodak) or a folder of PNG/JPEG files.
+"""Images to fit: named sets (builtin, the FFN paper's tuning and test sets, Kodak) or a folder of PNG/JPEG files.
 
 Every image comes back centre-cropped to a square and downscaled to ``size`` x ``size``, as float32
 (H, W, C) in [0, 1] with C = 1 for grayscale and 3 for colour::
@@ -20,7 +20,10 @@ from .sample import DatasetError, ImageSample
 
 __all__ = ["IMAGE_SETS", "DatasetError", "ImageSample", "load_images", "resolve_data_root"]
 
-IMAGE_SETS: tuple[str, ...] = ("builtin", "ffn-natural", "ffn-text", "kodak")
+# The FFN paper's split: tune on ffn-natural / ffn-text, report on ffn-natural-test / ffn-text-test.
+FFN_SETS = {"ffn-natural": "natural", "ffn-text": "text", "ffn-natural-test": "natural_test",
+            "ffn-text-test": "text_test"}
+IMAGE_SETS: tuple[str, ...] = ("builtin", *FFN_SETS, "kodak")
 
 
 def load_images(
@@ -48,8 +51,8 @@ def load_images(
         raise DatasetError(f"limit must be a positive integer or None, got {limit!r}")
     if spec == "builtin":
         return load_builtin(size, limit)
-    if spec in ("ffn-natural", "ffn-text"):
-        return load_ffn(spec.removeprefix("ffn-"), size, data_root, limit, allow_download)
+    if spec in FFN_SETS:
+        return load_ffn(FFN_SETS[spec], size, data_root, limit, allow_download)
     if spec == "kodak":
         return load_kodak(size, data_root, limit, allow_download)
     path = Path(spec).expanduser()

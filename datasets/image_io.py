@@ -101,34 +101,58 @@ def load_image_file(path: str | os.PathLike, size: int, name: str | None = None)
     return ImageSample(name or path.stem, square_resize(pixels, size, str(path)), str(path), notes)
 
 
-def list_images(folder: str | os.PathLike) -> tuple[list[Path], list[Path]]:
-    """The image files of a folder (extensions in any case) sorted by name, and the other files it skips."""
+@dataclasses.dataclass(frozen=True)
+class FolderListing:
+    """A folder's files sorted by name: the images, and those skipped for either reason."""
+
+    images: list[Path]
+    others: list[Path]  # not an image by their extension (dot files such as .DS_Store left out)
+    hidden: list[Path]  # images whose names start with a dot: macOS leaves "._photo.png" sidecars beside photos
+
+
+def list_images(folder: str | os.PathLike) -> FolderListing:
+    """The image files of a folder (extensions in any case) sorted by name, and the files it skips."""
     folder = Path(folder)
     try:
-        # Dot files are skipped: macOS leaves "._photo.png" sidecars next to real images.
-        entries = sorted(path for path in folder.iterdir() if not path.name.startswith(".") and path.is_file())
+        entries = sorted(path for path in folder.iterdir() if path.is_file())
     except OSError as exc:
         raise DatasetError(f"{folder}: cannot be listed ({one_line(exc)})") from None
-    files = [path for path in entries if path.suffix.lower() in IMAGE_EXTENSIONS]
-    if not files:
-        raise DatasetError(f"{folder}: no images found (accepted extensions: {', '.join(IMAGE_EXTENSIONS)}, any case)")
-    return files, [path for path in entries if path not in files]
+    named_as_image = [path for path in entries if path.suffix.lower() in IMAGE_EXTENSIONS]
+    images = [path for path in named_as_image if not path.name.startswith(".")]
+    hidden = [path for path in named_as_image if path.name.startswith(".")]
+    if not images:
+        raise DatasetError(f"{folder}: no images found (accepted extensions: {', '.join(IMAGE_EXTENSIONS)}, any "
+                           f"case{'; names starting with a dot are skipped' if hidden else ''})")
+    others = [path for path in entries if path not in named_as_image and not path.name.startswith(".")]
+    return FolderListing(images, others, hidden)
 
 
 def load_folder(folder: str | os.PathLike, size: int, limit: int | None = None) -> list[ImageSample]:
     """Load the first ``limit`` images of a folder (all when None), named by file stem.
 
-    Files that are not images are skipped, and the first sample's notes say which."""
-    files, skipped = list_images(folder)
-    files = files[:limit]
+    The first sample's notes name the files skipped (not images, or hidden) and say how many images the limit
+    left out."""
+    listing = list_images(folder)
+    files = listing.images[:limit]
     stems = [path.stem for path in files]
     # "a.png" next to "a.jpg" would give two records the same name; fall back to the full file name.
     samples = [load_image_file(path, size, path.stem if stems.count(path.stem) == 1 else path.name) for path in files]
-    if skipped:
-        names = ", ".join(path.name for path in skipped[:5]) + (", ..." if len(skipped) > 5 else "")
-        note = f"skipped {len(skipped)} file(s) of {folder} that are not images ({names})"
-        samples[0] = dataclasses.replace(samples[0], notes=(*samples[0].notes, note))
+    notes = []
+    if listing.others:
+        notes.append(f"skipped {len(listing.others)} file(s) of {folder} that are not images "
+                     f"({_names(listing.others)})")
+    if listing.hidden:
+        notes.append(f"skipped {len(listing.hidden)} hidden file(s) of {folder} (names starting with a dot: "
+                     f"{_names(listing.hidden)}); rename them to fit them")
+    if len(files) < len(listing.images):
+        notes.append(f"using the first {len(files)} of the {len(listing.images)} images of {folder} (by name); "
+                     "--max-images N sets how many")
+    samples[0] = dataclasses.replace(samples[0], notes=(*samples[0].notes, *notes))
     return samples
+
+
+def _names(paths: list[Path]) -> str:
+    return ", ".join(path.name for path in paths[:5]) + (", ..." if len(paths) > 5 else "")
 
 
 def _to_array(image: Image.Image, path: Path) -> tuple[np.ndarray, str | None]:

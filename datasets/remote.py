@@ -47,7 +47,8 @@ def load_ffn(
     limit: int | None = None,
     allow_download: bool = True,
 ) -> list[ImageSample]:
-    """The FFN paper's ``natural`` or ``text`` images (``<root>/ffn/<kind>/00.png ..``), named ``<kind>-00`` ..
+    """The FFN paper's ``natural``, ``text``, ``natural_test`` or ``text_test`` images (``<root>/ffn/<kind>/00.png
+    ..``), named ``<kind>-00`` .. (``natural-test-00`` ..).
 
     Missing files are extracted from the published npz archive, downloaded first when needed; every
     image is checked against the manifest, so results always refer to the paper's exact pixels.
@@ -68,7 +69,8 @@ def load_ffn(
                 f"{path}: pixels differ from the FFN {kind} image (sha256 mismatch); "
                 f"delete it to have it extracted again, or replace it with the original"
             )
-        samples.append(ImageSample(f"{kind}-{path.stem}", square_resize(pixels, size, str(path)), str(path), notes))
+        name = f"{kind.replace('_', '-')}-{path.stem}"
+        samples.append(ImageSample(name, square_resize(pixels, size, str(path)), str(path), notes))
     return samples
 
 

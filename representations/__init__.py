@@ -14,10 +14,12 @@ import pkgutil
 
 from .plugins import PluginError, load_entry_points, load_plugin
 from .registry import (
+    REFERENCE_GRID,
     SCHEDULES,
     ConfigError,
     RepresentationConfig,
     SizeKnob,
+    TrainingGrid,
     UnknownRepresentationError,
     build,
     count_parameters,
@@ -25,6 +27,7 @@ from .registry import (
     knob_for_parameters,
     list_representations,
     make_config,
+    merge_overrides,
     model_settings,
     parameter_count,
     register,
@@ -39,11 +42,13 @@ for _module in pkgutil.iter_modules(__path__):
 load_entry_points()
 
 __all__ = [
+    "REFERENCE_GRID",
     "SCHEDULES",
     "ConfigError",
     "PluginError",
     "RepresentationConfig",
     "SizeKnob",
+    "TrainingGrid",
     "UnknownRepresentationError",
     "build",
     "count_parameters",
@@ -53,6 +58,7 @@ __all__ = [
     "load_entry_points",
     "load_plugin",
     "make_config",
+    "merge_overrides",
     "model_settings",
     "parameter_count",
     "register",

@@ -25,6 +25,9 @@ class FinerConfig(RepresentationConfig):
     width: int = 256  # FINER's run_finer.sh: 256
     depth: int = 4  # FINER layers: the first plus run_finer.sh's HIDDENLAYERS=3
     omega_0: float = 30.0  # run_finer.sh: FIRSTOMEGA = HIDDENOMEGA = 30
+    # omega_0 relative to the training grid, as SIREN's (siren.py): omega_0 = omega_0_nyquist x side / 2; None:
+    # omega_0 as given. The source's 30 on 256^2 images (all pixels) is 30 / 128.
+    omega_0_nyquist: float | None = None
     # k of the first layer's bias U(-k, k), the paper's key idea: a wider range starts neurons on higher frequencies.
     # The repository's image script leaves it at PyTorch's default U(-1/sqrt(2), 1/sqrt(2)) (first_bias_scale=None),
     # its SDF scripts pass 1 (`--fbs 1.0`), third-party runs use 20. Measured on the FFN tuning images (ffn-natural
@@ -34,6 +37,7 @@ class FinerConfig(RepresentationConfig):
     lr: float = 5e-4  # run_finer.sh (Adam, 5000 full-batch steps)
     # train_image.py decays the rate as lr * 0.1^(t / T) (LambdaLR); lr_final = 0.1 is the base default
     schedule: Literal["constant", "cosine", "exponential"] = "exponential"
+    FOLLOWS = {"omega_0_nyquist": "omega_0"}
 
     def validate(self) -> None:
         super().validate()
@@ -76,8 +80,11 @@ def initialise(network: ActivatedMLP, omega_0: float, first_bias_scale: float) -
     "omega_0 = 30, 3 hidden x 256, SIREN weight init, first-layer bias U(-k, k), Adam lr 5e-4 decayed by 0.1^(t/T)",
     knob=SizeKnob("width", 2, 1024),
     # tiny: 5e-4 is the source's rate for 5000 steps; the tiny presets run 100-300 (as siren's tiny size does)
-    sizes={"tiny": {"width": 32, "depth": 2, "lr": 5e-3}, "standard": {"width": 128, "depth": 3}},
-    search={"lr": (1e-4, 3e-4, 1e-3, 3e-3), "first_bias_scale": (1.0, 5.0, 20.0)},
+    sizes={"tiny": {"width": 32, "depth": 2, "lr": 5e-3},
+           "standard": {"width": 128, "depth": 3, "omega_0_nyquist": 30 / 128}},
+    # omega_0 is what follows the image; the first-layer bias range k = 1 was measured on the FFN tuning images
+    # (FinerConfig.first_bias_scale).
+    search={"lr": (1.5e-4, 5e-4, 1.5e-3, 5e-3), "omega_0_nyquist": (15 / 128, 30 / 128, 60 / 128)},
     batchable=True,
 )
 def finer(config: FinerConfig, out_features: int):

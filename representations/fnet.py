@@ -42,6 +42,9 @@ class FNetConfig(RepresentationConfig):
     # Not in the source. With mean_terms each a_k moves by ~lr / 2^m a step. Test PSNR at 256^2, 300 steps, mean of
     # astronaut and camera over seeds 0-1: 20.5 dB at lr 0.5, 20.9 at 0.7, 20.6 at 1.0 (one camera seed fell 4 dB:
     # larger steps let the net alias between training pixels, and make the fit seed-sensitive).
+    # Leakage: this lr and hidden_frequency were measured on astronaut and camera, images the presets evaluated on;
+    # tuned presets choose both again on the FFN tuning images (docs/representations.md gives the command that
+    # re-derives them there).
     lr: float = 0.7
     chunk: int = 2048  # most pixels per block of the fused evaluation (speed only; results do not depend on it)
 

@@ -11,6 +11,11 @@ from .registry import RepresentationConfig, SizeKnob, register, require
 class FourierFeaturesConfig(RepresentationConfig):
     num_features: int = 256  # rows of B; FFN mapping size 256
     sigma: float = 10.0  # FFN tuned: 10 on natural images, 14 on text
+    # sigma relative to the training grid: sigma = sigma_nyquist x side / 2 (the grid's Nyquist frequency), so that
+    # B keeps its share of the frequencies the grid resolves at any size; None: sigma as given. FFN's 10 on its
+    # 256^2 training grid (512^2 images, every other pixel) is 10 / 128.
+    sigma_nyquist: float | None = None
+    FOLLOWS = {"sigma_nyquist": "sigma"}
     width: int = 256
     depth: int = 3
     lr: float = 1e-3  # FFN
@@ -29,8 +34,8 @@ class FourierFeaturesConfig(RepresentationConfig):
     knob=SizeKnob("width", 2, 512, follow=lambda w: {"num_features": max(w // 2, 1)}),
     # tiny: sigma 3 keeps most of B below the 16-period Nyquist limit of a 32^2 training grid
     sizes={"tiny": {"width": 32, "depth": 2, "num_features": 16, "sigma": 3.0},
-           "standard": {"width": 128, "depth": 3}},
-    search={"lr": (3e-4, 1e-3, 3e-3, 1e-2), "sigma": (6.0, 10.0, 14.0)},  # FFN tuned sigma in {10, 14}
+           "standard": {"width": 128, "depth": 3, "sigma_nyquist": 10 / 128}},
+    search={"lr": (3e-4, 1e-3, 3e-3, 1e-2), "sigma_nyquist": (5 / 128, 10 / 128, 20 / 128)},  # FFN: 10 and 14
     batchable=True,
 )
 def fourier_features(config: FourierFeaturesConfig, out_features: int):

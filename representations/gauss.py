@@ -22,9 +22,14 @@ class GaussConfig(RepresentationConfig):
     depth: int = 4  # Gaussian layers: the first plus FINER's `hidden_layers=3`
     # s0. FINER's image-fitting script (run_gauss.sh): 30; WIRE's repository default (models.get_INR): 10.
     scale: float = 30.0
+    # s0 relative to the training grid: s0 = scale_nyquist x side / 2, so that the first layer's bumps keep their
+    # width in pixels at any image size (the hidden layers' bumps sharpen with it too); None: scale as given. The
+    # source's 30 on 256^2 images (all pixels) is 30 / 128.
+    scale_nyquist: float | None = None
     lr: float = 5e-3  # FINER's run_gauss.sh (Adam, 5000 full-batch steps)
     # FINER and WIRE decay the rate as lr * 0.1^(t / T) (LambdaLR); lr_final = 0.1 is the base default
     schedule: Literal["constant", "cosine", "exponential"] = "exponential"
+    FOLLOWS = {"scale_nyquist": "scale"}
 
     def validate(self) -> None:
         super().validate()
@@ -53,8 +58,8 @@ class GaussActivation(nn.Module):
     "settings of FINER's run_gauss.sh: s0 = 30, 3 hidden x 256, Adam lr 5e-3 decayed by 0.1^(t/T)",
     knob=SizeKnob("width", 2, 1024),
     # tiny: the same 2 x 32 as the other tiny MLPs; 5e-3 is already a short-budget rate
-    sizes={"tiny": {"width": 32, "depth": 2}, "standard": {"width": 128, "depth": 3}},
-    search={"lr": (1e-3, 3e-3, 1e-2, 3e-2), "scale": (10.0, 20.0, 30.0)},  # WIRE's default 10 .. FINER's 30
+    sizes={"tiny": {"width": 32, "depth": 2}, "standard": {"width": 128, "depth": 3, "scale_nyquist": 30 / 128}},
+    search={"lr": (1.5e-3, 5e-3, 1.5e-2, 5e-2), "scale_nyquist": (15 / 128, 30 / 128, 60 / 128)},
     batchable=True,
 )
 def gauss(config: GaussConfig, out_features: int):

@@ -8,7 +8,10 @@ clamped to [0, 1], as in GaussianImage_Cholesky (gaussianimage_cholesky.py) and 
 Parametrisation and initialisation are the repository's, in pixels of a `resolution`-pixel side: positions
 tanh(p) in (-1, 1) map to pixel centres (tanh(p) + 1) R / 2 with p = atanh(U(-1, 1)); L = raw + (0.5, 0, 0.5) with
 raw ~ U(0, 1) (so l11, l22 in [0.5, 1.5) pixels); colours ~ U(0, 1); opacity fixed at 1 (a buffer there, not stored
-here). Coordinates (x, y) = (column / W, row / H) sit at pixel (x R, y R), the rasteriser's pixel (j, i).
+here). Coordinates (x, y) = (column / W, row / H) sit at pixel (x R, y R), the rasteriser's pixel (j, i). R follows
+the training grid (its side, unless set), so frame pixels are training pixels. One deviation in the initialisation:
+where the Gaussians are sparser than one per frame pixel, L starts scaled by their mean spacing R / sqrt(N), so that
+they cover the image at the start at any image size (the repository fits as many Gaussians as a fraction of pixels).
 
 Rendering is culled, in plain PyTorch: each Gaussian is cut off where its weight falls below 1/255 (the
 rasteriser's threshold), i.e. inside a box of radius sqrt(2 ln 255 lambda_max); the points in the tiles its box
@@ -26,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .registry import RepresentationConfig, SizeKnob, register, require
+from .registry import RepresentationConfig, SizeKnob, TrainingGrid, register, require
 
 SIGMA_MAX = math.log(255.0)  # exp(-sigma) >= 1/255: the rasteriser skips weights below 1/255
 MAX_GAUSSIANS = 1 << 22
@@ -36,9 +39,10 @@ MAX_RESOLUTION = 1 << 15
 @dataclass
 class Gaussians2DConfig(RepresentationConfig):
     num_gaussians: int = 50_000  # GaussianImage train.py's --num_points default (the paper's Kodak table: up to 70k)
-    # Pixels per side of the frame the positions and Cholesky factors live in: GaussianImage works in the pixels of
-    # the image it fits, so set it to the image side (512: the paper preset's images).
-    resolution: int = 512
+    # Pixels per side of the frame the positions and Cholesky factors live in. GaussianImage works in the pixels of
+    # the image it fits: None (the default) takes the training grid's side when the model is built, so a fit's
+    # frame pixels are its training pixels at any image size (and a stream stores the number).
+    resolution: int | None = None
     # Culling tile side in pixels; speed only. GaussianImage's CUDA blocks are 16 x 16; on this CPU 8 was ~1.7x faster
     # per step than 16 at the standard size (4096 Gaussians, 256^2, both protocols), 4 slower again.
     tile: int = 8
@@ -50,9 +54,13 @@ class Gaussians2DConfig(RepresentationConfig):
     def validate(self) -> None:
         super().validate()
         require(1 <= self.num_gaussians <= MAX_GAUSSIANS, "num_gaussians", f"in 1..{MAX_GAUSSIANS}")
-        require(1 <= self.resolution <= MAX_RESOLUTION, "resolution", f"in 1..{MAX_RESOLUTION} pixels")
+        require(self.resolution is None or 1 <= self.resolution <= MAX_RESOLUTION, "resolution",
+                f"None (the training grid's side) or in 1..{MAX_RESOLUTION} pixels")
         require(1 <= self.tile <= 1024, "tile", "in 1..1024 pixels")
         require(1 << 10 <= self.chunk <= 1 << 26, "chunk", "in 2^10..2^26 pairs")
+
+    def follow_grid(self, grid: TrainingGrid) -> dict:
+        return {"resolution": grid.side} if self.resolution is None else {}
 
 
 class Gaussians2D(nn.Module):
@@ -66,7 +74,13 @@ class Gaussians2D(nn.Module):
         self.resolution, self.tile, self.chunk = config.resolution, config.tile, config.chunk
         # atanh(2 (U - 1/2)) as in the repository, kept off +-1 (U = 0 would give an infinite position)
         self.position = nn.Parameter(torch.atanh((2 * torch.rand(n, 2) - 1).clamp(-1 + 1e-6, 1 - 1e-6)))
-        self.cholesky = nn.Parameter(torch.rand(n, 3))  # + (0.5, 0, 0.5) in forward, the repository's bound
+        # L = raw + (0.5, 0, 0.5) in forward, the repository's bound, with raw ~ U(0, 1) there: Gaussians about a
+        # pixel wide, as many as a fraction of the pixels. Here L starts `spread` times that, spread = the mean
+        # spacing of the Gaussians in frame pixels where they are sparser than one per pixel, so that they cover the
+        # image at the start whatever the image size and count (the repository's init where they are as dense).
+        spread = max(1.0, config.resolution / math.sqrt(n))
+        offset = torch.tensor([0.5, 0.0, 0.5])
+        self.cholesky = nn.Parameter(spread * (torch.rand(n, 3) + offset) - offset)
         self.colour = nn.Parameter(torch.rand(n, out_features))
 
     def centres(self) -> Tensor:
@@ -224,11 +238,10 @@ class SplatSum(torch.autograd.Function):
     "+ Cholesky factor + colour (8 values on RGB), accumulated summation, the repository's initialisation, lr 1e-3 "
     "(Adan there, Adam here)",
     knob=SizeKnob("num_gaussians", 1, 1 << 20),
-    # resolution follows each class's image side (tiny: the CI's 64^2; standard: 256^2). tiny: 300 Gaussians
+    # resolution follows the training grid (Gaussians2DConfig.resolution). tiny: 300 Gaussians
     # (2.4k values on RGB) at 10x the source rate, which is for 50,000 steps where the tiny presets run 100-300 (as
     # siren's tiny size does); standard: 4096 Gaussians (33k values), the other representations' size class.
-    sizes={"tiny": {"num_gaussians": 300, "resolution": 64, "lr": 1e-2},
-           "standard": {"num_gaussians": 4096, "resolution": 256}},
+    sizes={"tiny": {"num_gaussians": 300, "lr": 1e-2}, "standard": {"num_gaussians": 4096}},
     # No activation or encoding to tune, so the second axis is the learning-rate schedule (GaussianImage halves its
     # rate every 20000 steps).
     search={"lr": (1e-3, 3e-3, 1e-2, 3e-2), "schedule": ("constant", "cosine", "exponential")},

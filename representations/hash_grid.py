@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from .encodings import EncodedMLP, Encoding
 from .mlp import MLP
-from .registry import RepresentationConfig, SizeKnob, register, require
+from .registry import RepresentationConfig, SizeKnob, TrainingGrid, register, require
 
 PRIMES = (1, 2654435761)  # tiny-cuda-nn's first two hash primes (the paper's pi_1, pi_2)
 UINT32 = 0xFFFFFFFF
@@ -40,6 +40,10 @@ class HashGridConfig(RepresentationConfig):
     log2_table_size: int = 15  # T = 2^15 (the paper explores 2^14 .. 2^24)
     base_resolution: int = 16  # N_min
     per_level_scale: float = 1.5  # b: N_max = 16 * 1.5^15 ~ 7000 cells per side (the paper's Table 1: b in [1.26, 2])
+    # The paper sets N_max to the finest detail of the data: N_max = finest_sides x the training grid's side, and
+    # b = (N_max / N_min)^(1 / (L - 1)) (at least 1); None: per_level_scale as given.
+    finest_sides: float | None = None
+    FOLLOWS = {"finest_sides": "per_level_scale"}
     # MLP: the same config's FullyFusedMLP, 2 hidden x 64, ReLU, linear output
     width: int = 64
     depth: int = 2
@@ -63,6 +67,12 @@ class HashGridConfig(RepresentationConfig):
         require(finest <= MAX_SCALE, "per_level_scale", f"such that base_resolution * b^(levels-1) <= {MAX_SCALE}")
         require(1 <= self.width <= 4096, "width", "in 1..4096")
         require(0 <= self.depth <= 64, "depth", "in 0..64 (hidden layers)")
+
+    def follow_grid(self, grid: TrainingGrid) -> dict:
+        if self.finest_sides is None or self.levels == 1:
+            return {}
+        finest = self.finest_sides * grid.side
+        return {"per_level_scale": max(1.0, (finest / self.base_resolution) ** (1 / (self.levels - 1)))}
 
 
 @dataclass(frozen=True)
@@ -189,12 +199,13 @@ def _tcnn_encoding(config: HashGridConfig, device: torch.device, table: nn.Param
     "F = 2, T = 2^15, N_min = 16, b = 1.5, 2 x 64 ReLU MLP, Adam lr 1e-2, betas (0.9, 0.99), eps 1e-15",
     # The table size is the paper's own size parameter (its T sweep); each step doubles the fine levels' tables.
     knob=SizeKnob("log2_table_size", 2, 24),
-    # The paper sets N_max to the finest detail of the data: N_max = N_min b^(L-1) = the size class's image side.
+    # The paper sets N_max to the finest detail of the data: N_max = N_min b^(L-1) = the training grid's side.
     # tiny (CI: 64^2 images): 4 levels 4, 8, 16, 32 (b = 2), all dense in 2^10 entries, 2 x 32 MLP (~4.2k values);
-    # standard (256^2): the 16 levels from 16 to 256 (b = 16^(1/15)) in 2^10-entry tables (~35k values on RGB).
+    # standard: the 16 levels from 16 to the training grid's side (128 at 256^2 images: b = 8^(1/15)) in
+    # 2^10-entry tables (~35k values on RGB; a few hundred fewer on coarser grids, whose coarse levels are smaller).
     sizes={"tiny": {"levels": 4, "base_resolution": 4, "per_level_scale": 2.0, "log2_table_size": 10, "width": 32},
-           "standard": {"log2_table_size": 10, "per_level_scale": 16 ** (1 / 15)}},
-    search={"lr": (3e-3, 1e-2, 3e-2, 1e-1), "per_level_scale": (1.26, 1.5, 2.0)},  # the paper's range of b
+           "standard": {"log2_table_size": 10, "finest_sides": 1.0}},
+    search={"lr": (3e-3, 1e-2, 3e-2, 1e-1), "finest_sides": (0.5, 1.0, 2.0)},
     batchable=True,
 )
 def hash_grid(config: HashGridConfig, out_features: int):

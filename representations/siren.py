@@ -16,6 +16,11 @@ class SirenConfig(RepresentationConfig):
     width: int = 256  # paper's image fit: 256
     depth: int = 4  # sine layers: the first plus `hidden_layers=3` of the reference code
     omega_0: float = 30.0  # in every sine layer
+    # omega_0 relative to the training grid: omega_0 = omega_0_nyquist x side / 2 (the grid's Nyquist frequency), so
+    # that the first layer's frequencies keep their place between the image's lowest and highest ones at any size.
+    # None: omega_0 as given. The source's 30 on its 256^2 cameraman (all pixels, Nyquist 128) is 30 / 128.
+    omega_0_nyquist: float | None = None
+    FOLLOWS = {"omega_0_nyquist": "omega_0"}
     lr: float = 1e-4  # paper's image fit
 
     def validate(self) -> None:
@@ -63,8 +68,9 @@ class Siren(nn.Module):
     source="Sitzmann et al. 2020 (SIREN): omega_0 = 30, 3 hidden x 256 (4 sine layers), Adam lr 1e-4, image fit",
     knob=SizeKnob("width", 2, 512),
     # tiny: 1e-4 is the paper's rate for 10k+ steps; the tiny presets run 100-300
-    sizes={"tiny": {"width": 32, "depth": 2, "lr": 1e-3}, "standard": {"width": 128, "depth": 3}},
-    search={"lr": (1e-4, 3e-4, 1e-3, 3e-3), "omega_0": (15.0, 30.0, 60.0)},
+    sizes={"tiny": {"width": 32, "depth": 2, "lr": 1e-3},
+           "standard": {"width": 128, "depth": 3, "omega_0_nyquist": 30 / 128}},
+    search={"lr": (1e-4, 3e-4, 1e-3, 3e-3), "omega_0_nyquist": (15 / 128, 30 / 128, 60 / 128)},
     batchable=True,
 )
 def siren(config: SirenConfig, out_features: int):

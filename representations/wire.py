@@ -31,10 +31,16 @@ class WireConfig(RepresentationConfig):
     depth: int = 3  # Gabor layers: the first plus the image script's hidden_layers = 2
     omega_0: float = 20.0  # WIRE's image script: "omega0=20, sigma0=30 for image representation"
     scale: float = 30.0  # s0 (sigma0 there); FINER's reproduction of WIRE (run_wire.sh) uses 10
+    # omega_0 and s0 relative to the training grid (x side / 2, the grid's Nyquist frequency), so that the first
+    # layer's wavelets keep their frequency and width in pixels at any image size; None: the absolute value as
+    # given. The source's 20 and 30 on 256^2 images (all pixels) are 20 / 128 and 30 / 128.
+    omega_0_nyquist: float | None = None
+    scale_nyquist: float | None = None
     # WIRE's script: "WIRE works best at 5e-3 to 2e-2"; FINER's sweep of WIRE (run_wire.sh) peaks at 5e-3.
     lr: float = 5e-3
     # both repositories decay the rate as lr * 0.1^(t / T) (LambdaLR); lr_final = 0.1 is the base default
     schedule: Literal["constant", "cosine", "exponential"] = "exponential"
+    FOLLOWS = {"omega_0_nyquist": "omega_0", "scale_nyquist": "scale"}
 
     def validate(self) -> None:
         super().validate()
@@ -105,8 +111,9 @@ class Wire(nn.Module):
     "exp(j omega_0 z - |s0 z|^2), omega_0 = 20, s0 = 30, 2 hidden x 256 (181 complex), Adam lr 5e-3 decayed by "
     "0.1^(t/T)",
     knob=SizeKnob("width", 2, 1024),
-    sizes={"tiny": {"width": 32, "depth": 2}, "standard": {"width": 128, "depth": 3}},
-    search={"lr": (1e-3, 3e-3, 1e-2, 3e-2), "scale": (10.0, 20.0, 30.0)},  # FINER's s0 = 10 .. WIRE's 30
+    sizes={"tiny": {"width": 32, "depth": 2},
+           "standard": {"width": 128, "depth": 3, "omega_0_nyquist": 20 / 128, "scale_nyquist": 30 / 128}},
+    search={"lr": (1.5e-3, 5e-3, 1.5e-2, 5e-2), "scale_nyquist": (15 / 128, 30 / 128, 60 / 128)},
     batchable=True,
 )
 def wire(config: WireConfig, out_features: int):

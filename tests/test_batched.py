@@ -99,3 +99,20 @@ def test_a_batching_trial_times_both_ways_and_leaves_the_models_untouched(one_th
     for model, state in zip(models, before):
         for name, value in model.state_dict().items():
             assert torch.equal(value, state[name])
+
+
+def test_under_a_time_budget_every_fit_runs_alone_on_its_own_clock(run_cli, tmp_path):
+    """A batch shares one clock: under --budget-seconds its members would each be credited a share of the budget.
+    So time-budgeted fits are never batched, even with --batch on; each trains for about the whole budget."""
+    code, _, _ = run_cli("--suite", "fitting", "--preset", "smoke", "--reps", "relu_mlp", "--seeds", "2",
+                         "--batch", "on", "--budget-seconds", "0.3", "--out", tmp_path)
+    assert code == 0
+    fits = [json.loads(line) for line in (tmp_path / "fitting" / "runs.jsonl").read_text().splitlines()
+            if '"relu_mlp"' in line]
+    assert len(fits) == 4 and all(f["batch"] == 1 and f["seconds"] >= 0.3 for f in fits)
+    # without a time budget the same fits are batched (the batch's clock then divides among its members)
+    code, _, _ = run_cli("--suite", "fitting", "--preset", "smoke", "--reps", "relu_mlp", "--seeds", "2",
+                         "--batch", "on", "--steps", "5", "--out", tmp_path / "steps")
+    fits = [json.loads(line) for line in (tmp_path / "steps" / "fitting" / "runs.jsonl").read_text().splitlines()
+            if '"relu_mlp"' in line]
+    assert code == 0 and len(fits) == 4 and all(f["batch"] > 1 for f in fits)

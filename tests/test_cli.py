@@ -1,9 +1,13 @@
 """What a user sees: --help, --list, and one clear line for each kind of bad input."""
 
+import argparse
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,8 +38,8 @@ def error_line(run_cli, *args) -> str:
 
 
 def test_unknown_names_list_the_valid_ones(run_cli, tmp_path):
-    assert "choose from: finer, fnet, fourier_features" in error_line(run_cli, "--suite", "fitting", "--reps", "sirn",
-                                                               "--preset", "smoke", "--out", tmp_path)
+    assert "choose from: basic, finer, fnet, fourier_features" in error_line(
+        run_cli, "--suite", "fitting", "--reps", "sirn", "--preset", "smoke", "--out", tmp_path)
     assert "choose from: smoke, standard, quick, paper" in error_line(run_cli, "--suite", "fitting", "--preset", "huge")
     assert "its settings are" in error_line(run_cli, "--suite", "fitting", "--preset", "smoke", "--out", tmp_path,
                                             "--set", "siren.omega=3")
@@ -75,3 +79,61 @@ def test_convertible_modes_are_fitted_and_reported(run_cli, tmp_path):
                            "--out", tmp_path / "out")
     assert code == 0
     assert "rgba.png: RGBA -> RGB" in err
+
+
+def test_a_size_the_metrics_cannot_score_is_refused_before_any_work(run_cli, tmp_path):
+    from fitbench.metrics import SSIM_MIN_SIDE, ssim
+
+    line = error_line(run_cli, "--suite", "fitting", "--preset", "smoke", "--size", str(SSIM_MIN_SIDE - 1),
+                      "--out", tmp_path)
+    assert f"--size must be at least {SSIM_MIN_SIDE}" in line and f"got {SSIM_MIN_SIDE - 1}" in line
+    assert not any(tmp_path.iterdir())
+    flat = np.full((SSIM_MIN_SIDE, SSIM_MIN_SIDE), 0.5)
+    assert ssim(flat, flat) == 1.0  # the smallest size accepted is one SSIM can score
+    with pytest.raises(ValueError):
+        ssim(flat[1:, 1:], flat[1:, 1:])
+
+
+def test_params_out_of_a_representations_range_is_said_with_the_real_count(capsys):
+    from fitbench import representations
+    from fitbench.datasets import load_images
+    from fitbench.options import SuiteOptions
+    from fitbench.presets import get_preset
+    from fitbench.suites.fitting import plan_fits
+
+    options = SuiteOptions("fitting", "smoke", representations=["relu_mlp", "siren"], device="cpu",
+                           args=argparse.Namespace(params=10**8))
+    images = load_images("builtin", 32, limit=1)
+    runs = plan_fits(options, get_preset("smoke"), "builtin", images, "alternate")
+    fitted = next(run for run in runs if run.representation == "relu_mlp")
+    real = representations.parameter_count("relu_mlp", images[0].pixels.shape[2], **dict(fitted.overrides))
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: --params")]
+    assert len(warnings) == 2  # one per representation, not one per image or seed
+    assert f"relu_mlp has {real:,} parameters, not about 100,000,000" in warnings[0]
+    assert "width goes 2..512 and is at 512" in warnings[0]
+    plan_fits(dataclasses.replace(options, args=argparse.Namespace(params=real)), get_preset("smoke"), "builtin",
+              images, "alternate")
+    assert "warning" not in capsys.readouterr().err  # a reachable count is not warned about
+
+
+def test_hidden_images_and_a_limit_are_said_not_applied_silently(tmp_path):
+    from fitbench.datasets import load_images
+
+    for name in ("a.png", "b.png", "c.png", ".hidden.png", "._a.png"):
+        Image.new("RGB", (16, 16), "red").save(tmp_path / name)
+    (tmp_path / ".DS_Store").write_bytes(b"\0")
+    notes = load_images(str(tmp_path), 16, limit=2)[0].notes
+    assert any("skipped 2 hidden file(s)" in note and "._a.png, .hidden.png" in note for note in notes)
+    assert any("using the first 2 of the 3 images" in note and "--max-images" in note for note in notes)
+    assert not any(".DS_Store" in note for note in notes)
+    assert not any("first" in note for note in load_images(str(tmp_path), 16)[0].notes)
+
+
+def test_a_preset_image_cap_is_printed(run_cli, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for index in range(3):
+        Image.new("RGB", (40, 40), (index * 80, 0, 0)).save(folder / f"{index}.png")
+    code, _, err = run_cli("--suite", "fitting", "--preset", "smoke", "--reps", "relu_mlp", "--steps", "1",
+                           "--images", folder, "--out", tmp_path / "out")  # smoke: max_images=2
+    assert code == 0 and f"using the first 2 of the 3 images of {folder}" in err

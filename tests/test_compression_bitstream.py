@@ -3,6 +3,7 @@ damaged, lying or costly streams refused with one clear line."""
 
 import json
 import re
+import shlex
 import struct
 import sys
 import zlib
@@ -15,18 +16,21 @@ from fitbench import representations as R
 from fitbench.compression import entropy
 from fitbench.compression.bitstream import (
     MAGIC,
-    _deflate,
-    MAX_DECODE_WORK,
+    MAX_DECODE_SECONDS,
+    MAX_STREAM_BYTES,
     PREFIX,
     V1_REFUSAL,
     VERSION,
+    _deflate,
     decode_stream,
     encode_model,
+    read_stream,
     stream_overhead,
 )
 from fitbench.compression.errors import MAX_MESSAGE, BitstreamError
 from fitbench.compression.fuzz import restamp, split, with_header_text
 from fitbench.compression.quantize import PayloadLayout, UniformQuantizer, pack_bits, parse_quantizer
+from fitbench.compression.sizing import COST_MODEL, RenderCost
 from fitbench.representations import registry
 
 
@@ -137,8 +141,21 @@ def test_a_stream_names_the_plugin_it_needs_and_never_loads_it(tmp_path, monkeyp
     with pytest.raises(BitstreamError) as caught:
         decode_stream(data)
     message = str(caught.value)
-    assert f"from plugin '{plugin.resolve()}'" in message and f"--plugin {plugin.resolve()}" in message
-    assert "never loads code" in message
+    name = shlex.quote(str(plugin.resolve()))
+    assert f"from plugin {name}," in message and f"--plugin {name} " in message
+    assert "a plugin runs code" in message and "never loads code" in message
+
+
+def test_text_a_stream_supplies_is_printed_escaped_and_quoted_never_raw():
+    plugin = "\x1b[2J\x1b[H x.py; rm -rf ~ \u202e"  # clear the screen, a shell command, a right-to-left override
+    data = lying(encode_model(small_model("siren"), 8, 8, parse_quantizer("q8")), lambda h: h.update(plugin=plugin))
+    summary = decode_stream(data).header.summary()
+    assert "'\\x1b[2J\\x1b[H x.py; rm -rf ~ \\u202e' (a plugin runs code)" in summary
+    with pytest.raises(BitstreamError) as caught:
+        decode_stream(lying(data, lambda h: h.update(representation="not_loaded")))
+    for line in (summary, str(caught.value)):
+        assert line.isprintable() and "rm -rf ~ \\u202e'" in line
+    assert "--plugin '\\x1b[2J\\x1b[H x.py; rm -rf ~ \\u202e'" in str(caught.value)
 
 
 def test_uniform_quantization_error_is_at_most_half_a_step_and_per_channel_is_finer():
@@ -204,6 +221,15 @@ def test_bad_quantizer_specs_are_refused():
     for spec in ("q3", "q13", "fp8", "int8", ""):
         with pytest.raises(ValueError, match="unknown quantizer"):
             parse_quantizer(spec)
+
+
+@pytest.mark.parametrize("spec", ["q08", "q+8", "q\uff18", "q\u0668", " q8", "q8\n", "Q8", "q8C", "fp016"])
+def test_only_the_canonical_quantizer_names_are_accepted(spec):
+    with pytest.raises(ValueError, match=re.escape(f"unknown quantizer {spec!r}; use fp32, fp16, qK or qKc")):
+        parse_quantizer(spec)
+    data = encode_model(small_model("siren"), 8, 8, parse_quantizer("q8"))
+    with pytest.raises(BitstreamError, match="damaged stream: unknown quantizer"):
+        decode_stream(lying(data, lambda h: h.update(quantizer=spec)))
 
 
 @pytest.fixture(scope="module")
@@ -278,8 +304,63 @@ def test_an_honest_stream_whose_reconstruction_costs_too_much_is_refused_before_
     model = small_model("relu_mlp", width=256, depth=3)
     data = encode_model(model, 16, 16, parse_quantizer("q4"))
     costly = lying(data, lambda h: h.update(height=4096, width=4096))  # ~2e5 per pixel x 1.7e7 pixels
-    with pytest.raises(BitstreamError, match="costs .* over the decoder.s limit of " + re.escape(f"{MAX_DECODE_WORK:.2g}")):
+    with pytest.raises(BitstreamError, match=f"estimated at .* s .* over the decoder.s limit of {MAX_DECODE_SECONDS:g} s"):
         decode_stream(costly)
+
+
+def test_writing_the_image_is_priced_so_a_cheap_model_cannot_ask_for_a_huge_image_for_free():
+    # A 2^2 grid at 4096^2: ~20 counted operations a pixel, within the old limit of 2^37 operations, took 22 s to
+    # decode (mostly the PNG). Every pixel and channel's conversion and PNG is priced now, before anything is built.
+    data = encode_model(small_model("grid", resolution=2), 16, 16, parse_quantizer("q8"))
+    huge = lying(data, lambda h: h.update(height=4096, width=4096))
+    writing = 4096 * 4096 * 3 * COST_MODEL.output_value
+    with pytest.raises(BitstreamError, match=f"4096x4096 pixels with this grid is estimated at {writing:.3g} s"):
+        decode_stream(huge, max_seconds=writing * 0.99)
+    assert decode_stream(data).cost.seconds_per_pixel < 1e-7  # the model itself is cheap
+
+
+def test_every_representation_at_its_standard_size_decodes_a_256_image_within_the_limit():
+    for name in R.list_representations():
+        model = small_model(name, **R.sized_overrides(name, "standard"),
+                            **({"resolution": 256} if name == "gaussians_2d" else {}))
+        assert decode_stream(encode_model(model, 256, 256, parse_quantizer("q8"), "zlib")).header.width == 256
+
+
+def gaussians(cholesky: float, side: int, count: int = 256) -> bytes:
+    """A Gaussian splat stream whose Gaussians all have Cholesky factors `cholesky` (200: each covers the image)."""
+    model = small_model("gaussians_2d", num_gaussians=count, resolution=side)
+    with torch.no_grad():
+        model.position.zero_(), model.cholesky.fill_(cholesky)
+    return encode_model(model, side, side, parse_quantizer("q8"))
+
+
+def test_a_stream_is_priced_by_its_own_weights_so_gaussians_covering_the_image_are_refused():
+    # The cost was measured on a fresh model before the stream's weights were loaded: Gaussians a pixel wide. The
+    # audit's stream (1,024 Gaussians of Cholesky values 200 at 512^2, 173 bytes) decoded for 57 s.
+    small, large = decode_stream(gaussians(0.5, 64)).cost, decode_stream(gaussians(200.0, 64)).cost
+    assert large.seconds_per_pixel > 10 * small.seconds_per_pixel  # 256 Gaussians on every pixel, not a few
+    with pytest.raises(BitstreamError, match="stream refused: .*gaussians_2d"):
+        decode_stream(gaussians(200.0, 256))
+
+
+def test_rendering_is_metered_and_stops_at_the_limit_whatever_the_probes_saw(stream):
+    decoded = decode_stream(stream)
+    decoded.render_seconds = 1e-4  # as if the probes had seen a fraction of what the weights cost
+    with pytest.raises(BitstreamError, match="stream refused: rendering this siren stopped at row 0 of 32"):
+        decoded.image8()
+
+
+def test_a_file_larger_than_any_stream_is_refused_before_it_is_read(tmp_path):
+    # A 3 GB sparse file took 3.6 GB of memory to be told "bad magic"; a stream's size is bounded by the format.
+    huge = tmp_path / "huge.fbi"
+    with open(huge, "wb") as handle:
+        handle.truncate(MAX_STREAM_BYTES + 1)  # sparse: no disk blocks
+    with pytest.raises(BitstreamError, match=f"{MAX_STREAM_BYTES + 1:,} bytes or more, over the {MAX_STREAM_BYTES:,}"):
+        read_stream(huge)
+    honest = tmp_path / "honest.fbi"
+    honest.write_bytes(encode_model(small_model("siren"), 8, 8, parse_quantizer("q8")))
+    assert read_stream(honest) == honest.read_bytes()
+    assert MAX_STREAM_BYTES < 100 << 20  # the largest payload (2^24 values as q12c with one channel each) and more
 
 
 def test_weights_that_make_the_reconstruction_non_finite_are_refused_not_rendered(stream):
@@ -360,6 +441,6 @@ def test_rendering_in_chunks_gives_the_image_of_the_whole_grid(chunk):
     from fitbench.protocol import coordinate_grid
 
     decoded = decode_stream(encode_model(small_model("siren"), 37, 53, parse_quantizer("fp32")))
-    decoded.cost = type(decoded.cost)(decoded.cost.multiply_adds, 2**24 / chunk)  # chunks of `chunk` pixels
+    decoded.cost = RenderCost(0.0, 0.0, 2**24 / chunk, 0.0)  # chunks of `chunk` pixels
     expected = reconstruct(decoded.model, coordinate_grid(37, 53), (37, 53, 3), "cpu", 1 << 16)
     assert np.array_equal(decoded.reconstruct(), expected)

@@ -280,7 +280,12 @@ def tiny_ffn(monkeypatch):
 def test_manifest_is_shipped_and_complete():
     manifest = remote._ffn_manifest()
     assert manifest["shape"] == [512, 512, 3]
-    for kind, archive in (("natural", "data_div2k.npz"), ("text", "data_2d_text.npz")):
+    sets = (("natural", "data_div2k.npz"), ("text", "data_2d_text.npz"), ("natural_test", "data_div2k.npz"),
+            ("text_test", "data_2d_text.npz"))
+    assert sorted(manifest["sets"]) == sorted(kind for kind, _ in sets)
+    digests = [d for entry in manifest["sets"].values() for d in entry["sha256"].values()]
+    assert len(set(digests)) == 64  # the tuning and test images are 64 different images
+    for kind, archive in sets:
         entry = manifest["sets"][kind]
         assert entry["archive"] == archive and entry["url"].startswith("https://")
         assert sorted(entry["sha256"]) == [f"{i:02d}.png" for i in range(16)]
@@ -346,7 +351,7 @@ def test_ffn_tampered_file(tmp_path, monkeypatch, tiny_ffn):
 
 
 def test_real_ffn_sets(shared_data):
-    for kind in ("natural", "text"):
+    for kind in ("natural", "text", "natural-test", "text-test"):
         samples = load_images(f"ffn-{kind}", 512, data_root=shared_data, allow_download=False)
         assert [s.name for s in samples] == [f"{kind}-{i:02d}" for i in range(16)]
         assert all(s.pixels.shape == (512, 512, 3) and s.notes == () for s in samples)
@@ -360,6 +365,19 @@ def test_real_manifest_through_the_download_path(tmp_path, monkeypatch, shared_d
     samples = load_images("ffn-natural", 64, data_root=tmp_path, limit=2)
     assert [s.name for s in samples] == ["natural-00", "natural-01"]
     assert len(list((tmp_path / "ffn" / "natural").glob("*.png"))) == 16
+
+
+def test_ffn_test_set_comes_from_the_same_archive(tmp_path, monkeypatch, tiny_ffn):
+    """ffn-natural-test is the archive's other split: matched by checksum, saved in its own folder."""
+    held_out = RNG.integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
+    manifest = remote._ffn_manifest()
+    manifest["sets"]["natural_test"] = dict(manifest["sets"]["natural"],
+                                            sha256={f"{i:02d}.png": sha(im) for i, im in enumerate(held_out)})
+    asked = serve(monkeypatch, npz_bytes(train_data=tiny_ffn, test_data=held_out))
+    samples = load_images("ffn-natural-test", 8, data_root=tmp_path)
+    assert [s.name for s in samples] == ["natural-test-00", "natural-test-01"] and len(asked) == 1
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "ffn" / "natural_test" / "01.png")), held_out[1])
+    assert not (tmp_path / "ffn" / "natural").exists()  # only the set asked for is written
 
 
 # --- Kodak (offline) -------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from fitbench.executor import ExecutorConfig, LocalExecutor, activate
+from fitbench.interpolation import INTERPOLATIONS
 
 REPO = Path(__file__).resolve().parents[1]
 needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
@@ -105,12 +106,14 @@ def test_fitting_through_ray_equals_a_local_run(run_cli, tmp_path, ray_cluster):
     code, _, err = run_cli(*args, "--executor", "ray", "--out", tmp_path / "ray")
     assert code == 0
     local, distributed = records(tmp_path / "local"), records(tmp_path / "ray")
-    assert len(local) == 4  # 2 representations + bilinear + bicubic
+    assert len(local) == 2 + len(INTERPOLATIONS)  # 2 representations and the interpolation references
     assert_same_records(local, distributed)
     for row in distributed:  # the driver wrote every artifact, identical to the local run's
         assert (tmp_path / "ray/fitting" / row["reconstruction"]).read_bytes() == \
             (tmp_path / "local/fitting" / row["reconstruction"]).read_bytes()
     assert " pid " in err  # each finished line says where it ran
+    total = len(local)
+    assert f"progress: {total}/{total} done" in err  # the same progress as a local run, timed by the workers
 
 
 @needs_ray
@@ -216,16 +219,16 @@ def test_runs_that_cannot_execute_are_reported_after_every_other_run_is_recorded
 def test_a_worker_whose_fitbench_differs_from_the_drivers_refuses_to_run(ray_cluster):
     import ray
 
-    from fitbench.distributed import Progress, execute_runs
+    from fitbench.distributed import Running, execute_runs
 
-    progress = Progress.remote()
+    running = Running.remote()
     with pytest.raises(ray.exceptions.RayTaskError, match="is not the driver's .* install the same version"):
-        ray.get(execute_runs.remote(b"", (), 1, "another-code", progress))
-    ray.kill(progress)
+        ray.get(execute_runs.remote(b"", (), 1, "another-code", running))
+    ray.kill(running)
 
 
 def kill_a_worker_mid_fit(stop: threading.Event, killed: list[int]) -> None:
-    """SIGKILL the worker of the first run that the executor's progress actor shows past its first step."""
+    """SIGKILL the worker of the first run that the executor's Running actor shows past its first step."""
     import ray
 
     from fitbench.distributed import PROGRESS_ACTOR
@@ -258,7 +261,7 @@ def test_a_worker_killed_mid_fit_is_retried_and_every_run_is_recorded_once(run_c
     assert killed, "no fit ran long enough to be killed"
     assert code == 0
     rows = records(tmp_path)
-    assert sorted(r["representation"] for r in rows) == ["bicubic", "bilinear", "siren"]  # none lost, none twice
+    assert sorted(r["representation"] for r in rows) == sorted([*INTERPOLATIONS, "siren"])  # none lost, none twice
     assert all(r["status"] == "ok" for r in rows)
     assert "note: Ray restarted 1 run(s) whose worker died (siren on camera (seed 0))" in err
 
@@ -286,10 +289,11 @@ def test_a_killed_driver_keeps_its_records_and_the_rerun_completes_only_the_rest
         if driver.poll() is None:
             driver.kill()
     before = {r["key"]: r for r in records(tmp_path)}  # every line a whole record (fsynced as it came)
-    assert 1 <= len(before) < 4
+    total = 2 + len(INTERPOLATIONS)
+    assert 1 <= len(before) < total
     code, _, err = run_cli(*args)
     assert code == 0
-    assert f"resuming: {len(before)} of 4 runs already finished" in err
+    assert f"resuming: {len(before)} of {total} runs already finished" in err
     after = records(tmp_path)
-    assert len(after) == len({r["key"] for r in after}) == 4  # the rest, each once
+    assert len(after) == len({r["key"] for r in after}) == total  # the rest, each once
     assert all(row == before[row["key"]] for row in after if row["key"] in before)  # kept as they were

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from fitbench import representations as R
+from fitbench.interpolation import INTERPOLATIONS
 
 REPO = Path(__file__).resolve().parents[1]
 CONTRACT = {"representation", "image", "protocol", "preset", "seed", "steps", "params", "psnr_train", "psnr_test",
@@ -30,11 +31,11 @@ def test_smoke_writes_the_contract_for_every_representation(run_cli, tmp_path):
     assert all(CONTRACT <= set(r) for r in runs)
     fitted = {r["representation"] for r in runs if r["kind"] == "representation"}
     assert fitted == set(R.list_representations())
-    assert {r["representation"] for r in runs if r["kind"] == "reference"} == {"bilinear", "bicubic"}
+    assert {r["representation"] for r in runs if r["kind"] == "reference"} == set(INTERPOLATIONS)
     assert all(r["status"] == "ok" for r in runs)
     summary = pd.read_csv(tmp_path / "fitting" / "summary.csv")
     assert {"psnr_test_mean", "psnr_test_std", "ssim_full_mean"} <= set(summary.columns)
-    assert set(summary["representation"]) == fitted | {"bilinear", "bicubic"}
+    assert set(summary["representation"]) == fitted | set(INTERPOLATIONS)
     leaderboard = (tmp_path / "fitting" / "leaderboard.md").read_text()
     assert "| siren |" in leaderboard and "bicubic" in leaderboard
     assert sorted(p.name for p in (tmp_path / "fitting" / "grids").glob("*.png")) == [

@@ -23,7 +23,7 @@ from PIL import Image
 
 from fitbench.cli import main
 from fitbench.html_report import ReportError, write_report
-from fitbench.html_report.stats import leaderboard, with_delta_bicubic
+from fitbench.html_report.stats import leaderboard, per_image_delta
 from fitbench.stats import ci_half_width
 
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -128,12 +128,16 @@ def test_page_shows_every_suite_and_links_only_files_inside_report(report, resul
 
 def test_leaderboard_figures_come_from_the_records(report, results):
     records = [json.loads(line) for line in (results / "fitting" / "runs.jsonl").read_text().splitlines()]
-    rbf = [r["psnr_test"] for r in records if r["representation"] == "rbf"]
+    by_image = {}
+    for r in records:
+        if r["representation"] == "rbf":
+            by_image.setdefault(r["image"], []).append(r["psnr_test"])
+    rbf = [sum(v) / len(v) for v in by_image.values()]  # the image is the unit: seeds averaged first
     mean, half = sum(rbf) / len(rbf), ci_half_width(rbf)
     html = report.read_text()
     assert f"{mean:.2f} <span class=\"ci\">± {half:.2f}</span>" in html
     errors = list((report.parent / "errors").glob("*.png"))
-    assert len(errors) == 2 * 4  # 2 images x (bicubic, bilinear, rbf, relu_mlp): each method's first seed
+    assert len(errors) == 2 * 6  # 2 images x (4 interpolations, rbf, relu_mlp): each method's first seed
 
 
 def test_the_interval_is_the_student_t_interval():
@@ -148,15 +152,18 @@ def fit(representation, image, psnr, seed=0, kind="representation", status="ok")
             "psnr_full": psnr, "ssim_full": 0.5, "seconds": 1.0}
 
 
-def test_delta_bicubic_pairs_each_fit_with_bicubic_on_its_own_image():
+def test_delta_pairs_each_fit_with_the_reference_on_its_own_image():
     records = [fit("bicubic", "a", 20.0, kind="reference"), fit("bicubic", "b", 30.0, kind="reference"),
+               fit("bilinear", "a", 19.0, kind="reference"), fit("bilinear", "b", 29.5, kind="reference"),
                fit("siren", "a", 21.0), fit("siren", "a", 21.5, seed=1), fit("siren", "b", 31.0),
                fit("siren", "b", None, seed=1, status="diverged")]
-    fitted = with_delta_bicubic(records).query("representation == 'siren'")
-    assert sorted(fitted["delta_bicubic"]) == [1.0, 1.0, 1.5]  # the diverged fit is not among the finished ones
+    [(table, deltas)] = per_image_delta(records).items()
+    assert deltas.attrs["reference"] == "bicubic"  # the stronger of the two references
+    assert deltas.set_index("image")["siren"].to_dict() == {"a": 1.25, "b": 1.0}  # seeds averaged per image
     row = leaderboard(records).set_index("representation").loc["siren"]
     assert (row["runs"], row["ok"], row["diverged"]) == (4, 3, 1)
-    assert row["delta_bicubic_mean"] == pytest.approx(3.5 / 3) and row["verdict"] == "above bicubic"
+    assert row["delta_ref_mean"] == pytest.approx(1.125) and row["reference"] == "bicubic"
+    assert row["verdict"] == "too few images"  # two images cannot support a verdict at 5 %
 
 
 def test_without_ground_truth_the_suite_grid_is_shown(results, tmp_path):

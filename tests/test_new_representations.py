@@ -296,17 +296,59 @@ def test_chunks_bound_the_work_held_at_once():
     assert max(held) <= (1 << 12) + plan.work.max()  # a chunk passes the budget by at most one Gaussian's points
 
 
+def cholesky_factors(model):
+    return (model.cholesky + torch.tensor([0.5, 0.0, 0.5])).unbind(1)
+
+
 def test_gaussians_2d_parametrisation_and_initialisation():
     torch.manual_seed(0)
-    model = R.build("gaussians_2d", out_features=3, num_gaussians=5000, resolution=100)
+    model = R.build("gaussians_2d", out_features=3, num_gaussians=5000, resolution=70)  # denser than 1 per pixel
     assert R.count_parameters(model) == 8 * 5000  # position 2 + Cholesky 3 + colour 3
     assert R.count_parameters(R.build("gaussians_2d", out_features=1, num_gaussians=10)) == 60
     centres = model.centres()
-    assert centres.min() > 0 and centres.max() < 100 and abs(centres.mean().item() - 50) < 2  # uniform over the frame
-    l11, l21, l22 = (model.cholesky + torch.tensor([0.5, 0.0, 0.5])).unbind(1)
+    assert centres.min() > 0 and centres.max() < 70 and abs(centres.mean().item() - 35) < 2  # uniform over the frame
+    l11, l21, l22 = cholesky_factors(model)  # the repository's initialisation
     assert 0.5 <= l11.min() and l11.max() < 1.5 and 0 <= l21.min() and l21.max() < 1 and 0.5 <= l22.min()
     assert 0 <= model.colour.min() and model.colour.max() < 1
     assert not can_batch("gaussians_2d") and R.get_entry("gaussians_2d").batchable is False
+    # sparser than one per frame pixel: the same factors times the Gaussians' mean spacing, here 200 / sqrt(2500) = 4
+    l11, l21, l22 = cholesky_factors(R.build("gaussians_2d", out_features=3, num_gaussians=2500, resolution=200))
+    assert 2 <= l11.min() and l11.max() < 6 and 0 <= l21.min() and 3.5 < l21.max() < 4 and 2 <= l22.min()
+
+
+@pytest.mark.parametrize("name", ["gaussians_2d", "hash_grid"])
+def test_settings_that_follow_the_image_scale_with_its_training_grid(name):
+    """One config at 128^2 and at 512^2 (alternate protocol: 64^2 and 256^2 training grids)."""
+    sized = R.sized_overrides(name, "standard")
+    small, large = (R.build(name, 3, training_grid=R.TrainingGrid(side, side), **sized).config for side in (64, 256))
+    if name == "gaussians_2d":
+        assert (small.resolution, large.resolution) == (64, 256)  # frame pixels are training pixels
+    else:  # the finest level has as many cells per side as the training grid has pixels
+        finest = [c.base_resolution * c.per_level_scale ** (c.levels - 1) for c in (small, large)]
+        assert finest == pytest.approx([64, 256])
+
+
+def uncovered_at_init(side: int) -> float:
+    """Fraction of an image's test pixels whose total Gaussian weight at initialisation is below 0.05."""
+    from fitbench.protocol import coordinate_grid, make_split
+    from fitbench.representations.gaussians_2d import SplatPlan, SplatSum
+
+    torch.manual_seed(0)
+    model = R.build("gaussians_2d", 3, training_grid=R.TrainingGrid(side // 2, side // 2),
+                    **R.sized_overrides("gaussians_2d", "standard"))
+    test = torch.from_numpy(make_split("alternate", side, side).test.reshape(-1))
+    points = coordinate_grid(side, side)[test] * model.resolution
+    with torch.no_grad():
+        conic, radius = model.conics()
+        plan = SplatPlan(points, model.centres(), radius, model.resolution, model.tile, model.chunk)
+        weight = SplatSum.apply(points, model.centres(), conic, torch.ones(len(conic), 1), plan)
+    return float((weight < 0.05).float().mean())
+
+
+def test_gaussians_2d_covers_the_image_at_initialisation_at_any_size():
+    # With the frame fixed at 256 pixels and the repository's initialisation, 28 % of the test pixels started
+    # (almost) uncovered at 128^2 and at 512^2.
+    assert uncovered_at_init(128) < 0.001 and uncovered_at_init(512) < 0.001
 
 
 # --- fitting ---------------------------------------------------------------------------------------------------

@@ -4,7 +4,6 @@ suite measures that cost on tuning images and writes the file auto reads."""
 import json
 
 import pandas as pd
-import pytest
 
 from fitbench import representations as R
 from fitbench import precision as P

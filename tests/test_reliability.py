@@ -1,5 +1,6 @@
 """What the audit found (issue 15): writes outside --out, torn records, two writers, bad settings, bad paths."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -170,3 +171,81 @@ def test_a_huge_png_gives_one_note_instead_of_a_raw_warning(tmp_path, recwarn):
     sample = load_images(str(tmp_path / "huge.png"), 16)[0]
     assert any("large image (9500x9500" in note for note in sample.notes)
     assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+def one_error_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+@pytest.mark.parametrize("link", ["fitting/runs.jsonl", "fitting", "fitting/reconstructions", "report", "wandb"])
+def test_a_symlink_inside_out_that_leads_out_is_refused_before_any_fit(run_cli, tmp_path, link):
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (out / link).parent.mkdir(parents=True, exist_ok=True)
+    os.symlink(elsewhere / ("runs.jsonl" if link.endswith(".jsonl") else ""), out / link)
+    code, _, err = run_cli("--suite", "fitting", "--preset", "smoke", "--reps", "relu_mlp", "--steps", "5",
+                           "--max-images", "1", "--out", out)
+    assert code == 2 and f"refusing to write {out / link}: it leads to {elsewhere}" in one_error_line(err)
+    assert not any(elsewhere.iterdir())  # no record, lock, provenance, table, image or report outside --out
+    assert not (out / "fitting" / "provenance.jsonl").exists()  # refused before the suite started
+
+
+def test_every_writer_refuses_a_link_that_appears_during_a_run(tmp_path):
+    from fitbench.html_report.files import ReportFiles
+    from fitbench.paths import OutsideOutputError, writing_under
+    from fitbench.provenance import Provenance
+    from fitbench.report import write_tables
+
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    os.symlink(elsewhere, out / "fitting")
+    with writing_under(out):
+        writes = [lambda: RecordLog(out / "fitting" / "runs.jsonl").append({"key": "a", "status": "ok"}),
+                  lambda: FolderLock(out / "fitting").__enter__(),
+                  lambda: Provenance(out / "fitting", "fitting", "smoke", "cpu"),
+                  lambda: write_tables([], out / "fitting"),
+                  lambda: ReportFiles(out, out / "fitting").save_png(Image.new("L", (4, 4)), Path("e.png"))]
+        for write in writes:
+            with pytest.raises(OutsideOutputError, match="outside the output folder"):
+                write()
+    assert not any(elsewhere.iterdir())
+
+
+def test_a_symlinked_out_and_links_that_stay_inside_it_are_fine(run_cli, tmp_path):
+    real = tmp_path / "real"
+    (real / "store" / "fitting").mkdir(parents=True)
+    os.symlink(real, tmp_path / "out")  # the user chose this link: it is resolved once
+    os.symlink(real / "store" / "fitting", real / "fitting")  # inside --out: writes stay inside
+    code, _, _ = run_cli("--suite", "fitting", "--preset", "smoke", "--reps", "relu_mlp", "--steps", "5",
+                         "--max-images", "1", "--out", tmp_path / "out")
+    assert code == 0 and (real / "store" / "fitting" / "runs.jsonl").is_file()
+
+
+@pytest.mark.parametrize("where", ["file", "under a file"])
+def test_out_pointing_at_a_file_is_one_error_line(run_cli, tmp_path, where):
+    file = tmp_path / "notes.txt"
+    file.write_text("mine")
+    out = file if where == "file" else file / "sub"
+    code, _, err = run_cli("--suite", "fitting", "--preset", "smoke", "--reps", "relu_mlp", "--out", out)
+    assert code == 2 and f"--out {out}: not a folder" in one_error_line(err)
+    assert file.read_text() == "mine"
+
+
+def test_the_summary_survives_a_folder_where_every_run_failed(tmp_path):
+    from fitbench.records import FitRecord
+    from fitbench.report import write_tables
+
+    records = [dataclasses.asdict(FitRecord(
+        representation=name, kind="reference" if name == "bicubic" else "representation", image=image,
+        image_set="builtin", protocol="alternate", preset="smoke", seed=seed, steps=0, size=8, params=0, lr=None,
+        config={}, status="error", error="ValueError: ssim needs images of at least 11 pixels a side", max_steps=5,
+        key=f"{name}-{image}-{seed}"))
+        for name in ("bicubic", "relu_mlp", "siren") for image in ("camera", "astronaut") for seed in (0, 1)]
+    summary = write_tables(records, tmp_path)
+    assert set(summary["representation"]) == {"bicubic", "relu_mlp", "siren"}
+    assert (summary["errors"] == 4).all()
+    board = (tmp_path / "leaderboard.md").read_text()
+    assert all(name in board for name in ("bicubic", "relu_mlp", "siren"))

@@ -86,3 +86,48 @@ def test_a_new_file_registers_everywhere(tmp_path):
         assert R.build("_test_constant", out_features=2)(torch.rand(3, 2)).shape == (3, 2)
     finally:
         R.registry._REGISTRY.pop("_test_constant")
+
+
+FREQUENCIES = {"siren": ("omega_0_nyquist", "omega_0", 30.0), "finer": ("omega_0_nyquist", "omega_0", 30.0),
+               "gauss": ("scale_nyquist", "scale", 30.0), "wire": ("scale_nyquist", "scale", 30.0),
+               "fourier_features": ("sigma_nyquist", "sigma", 10.0)}
+
+
+@pytest.mark.parametrize("name", sorted(FREQUENCIES))
+def test_a_frequency_relative_to_the_training_grid_scales_with_it(name):
+    relative, absolute, at_256 = FREQUENCIES[name]
+    sized = R.sized_overrides(name, "standard")  # the source's value relative to its 256^2 training grid
+    built = {side: R.build(name, 3, training_grid=R.TrainingGrid(side, side), **sized).config for side in (64, 256)}
+    assert getattr(built[256], absolute) == pytest.approx(at_256)
+    assert getattr(built[64], absolute) == pytest.approx(at_256 / 4)
+    assert relative not in R.model_settings(built[64])  # a stream stores the absolute value only
+
+
+def test_positional_highest_frequency_follows_the_grid():
+    sized = R.sized_overrides("positional", "standard")
+    for side, s in ((64, 4.0), (256, 6.0)):  # FFN's s = 6 on its 256^2 training grid
+        assert R.build("positional", 3, training_grid=R.TrainingGrid(side, side), **sized).config.max_log2 == s
+    with pytest.raises(ValueError, match=r"positional.max_log2 = -1.0, derived for a 4 x 4 training grid"):
+        R.make_config("positional", training_grid=R.TrainingGrid(4, 4), max_frequency_nyquist=0.25)
+
+
+def test_a_later_absolute_setting_switches_off_the_relative_one():
+    merged = R.merge_overrides("siren", {"omega_0_nyquist": 0.2, "width": 16}, {"omega_0": 20.0})
+    assert merged == {"omega_0_nyquist": None, "width": 16, "omega_0": 20.0}
+    assert R.build("siren", 3, training_grid=R.TrainingGrid(64, 64), **merged).config.omega_0 == 20.0
+    relative = R.merge_overrides("siren", {"omega_0": 20.0}, {"omega_0_nyquist": 0.5})  # relative wins when set
+    assert R.build("siren", 3, training_grid=R.TrainingGrid(64, 64), **relative).config.omega_0 == 16.0
+
+
+def test_a_stream_of_a_model_built_for_a_grid_decodes_without_the_grid():
+    from fitbench.compression.bitstream import decode_stream, encode_model
+    from fitbench.compression.quantize import parse_quantizer
+
+    torch.manual_seed(0)
+    model = R.build("hash_grid", 3, training_grid=R.TrainingGrid(40, 40), levels=4, base_resolution=4,
+                    log2_table_size=8, width=8, finest_sides=1.0)
+    assert model.config.per_level_scale == pytest.approx(10 ** (1 / 3))  # 4 -> 40 cells in 4 levels
+    decoded = decode_stream(encode_model(model, 40, 40, parse_quantizer("fp32")))
+    assert decoded.model.config.per_level_scale == model.config.per_level_scale and not decoded.notes
+    coords = torch.rand(50, 2)
+    torch.testing.assert_close(decoded.model(coords), model(coords))

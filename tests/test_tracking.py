@@ -12,6 +12,7 @@ import pytest
 
 from fitbench import tracking
 from fitbench.executor import execute_pending
+from fitbench.interpolation import INTERPOLATIONS
 from fitbench.records import RecordLog
 
 wandb = pytest.importorskip("wandb")
@@ -82,8 +83,8 @@ def test_offline_run_directory_holds_the_logged_metrics(run_cli, tmp_path, no_wa
     records = {r["representation"]: r for r in RecordLog(tmp_path / "fitting" / "runs.jsonl").read()}
     folders = sorted((tmp_path / "wandb").glob("offline-run-*"))
     runs = {run.name: run for run in map(read_offline_run, folders)}
-    assert set(runs) == {"relu_mlp on camera (seed 0)", "bilinear on camera (seed 0)", "bicubic on camera (seed 0)",
-                         "fitting summary"}
+    assert set(runs) == {"relu_mlp on camera (seed 0)", "fitting summary",
+                         *(f"{name} on camera (seed 0)" for name in INTERPOLATIONS)}
     assert len({run.group for run in runs.values()}) == 1  # one invocation, one group
 
     fit, record = runs["relu_mlp on camera (seed 0)"], records["relu_mlp"]
@@ -101,7 +102,7 @@ def test_offline_run_directory_holds_the_logged_metrics(run_cli, tmp_path, no_wa
     assert any(name.startswith("media/table/records/runs") for name in summary.files)
     assert any(name.startswith("media/images/grids/builtin-camera") for name in summary.files)
     table = json.loads(next((folders[0].parent).glob("*/files/media/table/records/runs*.table.json")).read_text())
-    assert len(table["data"]) == 3 and "psnr_test" in table["columns"]
+    assert len(table["data"]) == 1 + len(INTERPOLATIONS) and "psnr_test" in table["columns"]
 
     synced = subprocess.run([sys.executable, "-m", "wandb", "sync", "--dry-run", str(tmp_path / "wandb")],
                             capture_output=True, text=True, timeout=120)
@@ -124,7 +125,7 @@ def test_a_failing_wandb_never_fails_the_suite(run_cli, tmp_path, no_wandb_accou
     code, _, err = run_cli(*SMOKE, "--out", tmp_path, "--wandb")
     assert code == 0
     assert err.count("W&B tracking stopped (TimeoutError: no network)") == 1  # said once, not per run
-    assert len(RecordLog(tmp_path / "fitting" / "runs.jsonl").read()) == 3
+    assert len(RecordLog(tmp_path / "fitting" / "runs.jsonl").read()) == 1 + len(INTERPOLATIONS)
 
 
 @dataclass(frozen=True)

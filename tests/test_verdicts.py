@@ -1,38 +1,16 @@
-"""Verdicts a reviewer accepts (issue 9): intervals, paired tests, budgets, and settings tuned apart from evaluation."""
+"""Verdicts a reviewer accepts: budgets, and settings tuned apart from evaluation (statistics: test_statistics.py)."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 from PIL import Image
-from scipy import stats as scipy_stats
 
 from fitbench import representations as R
 from fitbench.report import leaderboard_markdown, summarize
-from fitbench.stats import ci_half_width, paired_comparison, wilcoxon_p
-from fitbench.suites.tune import trial_settings
-
-
-def test_interval_matches_scipy_and_a_hand_case():
-    values = [20.0, 21.0, 23.0, 22.5, 19.5]
-    low, high = scipy_stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=scipy_stats.sem(values))
-    assert ci_half_width(values) == pytest.approx((high - low) / 2)
-    assert ci_half_width([1.0, 3.0]) == pytest.approx(12.7062 * 1.0, rel=1e-4)  # t(0.975, 1) * s / sqrt(2), s = sqrt 2
-    assert np.isnan(ci_half_width([5.0]))
-
-
-def test_wilcoxon_exact_p_of_five_positive_differences_is_two_over_thirty_two():
-    assert wilcoxon_p([0.1, 0.2, 0.3, 0.4, 0.5]) == pytest.approx(2 / 32)
-    assert wilcoxon_p([0.5, -0.1, 0.2, -0.3, 0.4]) > 0.3
-    assert np.isnan(wilcoxon_p([0.0, 0.2]))
-
-
-def test_paired_comparison_verdicts():
-    clear = paired_comparison({f"img{i}": [1.0 + 0.01 * i, 1.02 + 0.01 * i] for i in range(5)})
-    assert clear.verdict == "above" and clear.images == 5 and clear.pairs == 10
-    assert paired_comparison({f"img{i}": [-1.0 - 0.1 * i] for i in range(4)}).verdict == "below"
-    assert paired_comparison({"a": [1.0], "b": [-1.2], "c": [0.3]}).verdict == "not distinguishable"
-    assert paired_comparison({"a": [1.0]}).verdict == "one run: no interval"
+from fitbench.suites.tune import Search, grid_points, search_axes, step_past
+from fitbench.tuned import SHIPPED, TUNER, is_clean_commit
 
 
 def record(representation, image, seed, psnr, kind="representation", **extra):
@@ -41,23 +19,6 @@ def record(representation, image, seed, psnr, kind="representation", **extra):
             "max_steps": 0 if kind == "reference" else 300, "params": 0 if kind == "reference" else 100,
             "status": "ok", "psnr_test": psnr, "psnr_full": psnr, "ssim_full": 0.5, "psnr_train": psnr,
             "seconds": 1.0, "key": f"{representation}-{image}-{seed}-{extra}", **extra}
-
-
-def test_summary_carries_intervals_and_the_paired_gap_to_bicubic():
-    rng = np.random.default_rng(0)
-    images = [f"img{i}" for i in range(5)]
-    rows = [record("bicubic", image, 0, 25 + i, kind="reference") for i, image in enumerate(images)]
-    rows += [record("good", image, s, 25 + i + 1 + rng.normal(0, 0.05)) for i, image in enumerate(images) for s in range(3)]
-    rows += [record("coin", image, s, 25 + i + rng.normal(0, 1)) for i, image in enumerate(images) for s in range(3)]
-    summary = summarize(rows).set_index("representation")
-    good = summary.loc["good"]
-    assert good["delta_bicubic_mean"] == pytest.approx(1.0, abs=0.05)
-    assert good["verdict"] == "above bicubic" and good["delta_bicubic_p"] == pytest.approx(2 / 32)
-    scores = [r["psnr_test"] for r in rows if r["representation"] == "good"]
-    assert good["psnr_test_ci95"] == pytest.approx(ci_half_width(scores))
-    assert summary.loc["coin", "verdict"] == "not distinguishable from bicubic"
-    table = leaderboard_markdown(summarize(rows))
-    assert "above bicubic" in table and "not distinguishable from bicubic" in table and "0.062 (5)" in table
 
 
 def test_each_budget_gets_its_own_table_with_the_references():
@@ -71,20 +32,43 @@ def test_each_budget_gets_its_own_table_with_the_references():
     assert "budget 10 s" in markdown and "budget 60 s" in markdown and "budget 300 steps" in markdown
 
 
-def test_every_registered_search_space_gives_the_same_number_of_trials():
+def test_every_search_space_is_a_full_grid_of_twelve_points_around_the_starting_settings():
     for name in R.list_representations():
-        assert len(trial_settings(name, 12)) == 12, name
-        assert "lr" in R.get_entry(name).search, f"{name} must let the tuner choose its learning rate"
+        start = R.make_config(name, **R.sized_overrides(name, "standard"))  # what the quick and standard presets tune
+        declared = R.get_entry(name).search
+        assert "lr" in declared, f"{name} must let the tuner choose its learning rate"
+        assert all(getattr(start, k) in v for k, v in declared.items()), f"{name}: starting settings not in its grid"
+        points = grid_points(search_axes(name, start))
+        assert len(points) == 12 and len({json.dumps(p, sort_keys=True) for p in points}) == 12, name
+        for lr in declared["lr"]:  # each learning rate with every value of the other setting
+            assert sum(p["lr"] == lr for p in points) == 12 // len(declared["lr"]), name
 
 
-def test_a_search_space_smaller_than_the_trials_is_refused():
-    with pytest.raises(ValueError, match="fewer than the 13 trials"):
-        trial_settings("siren", 13)
+def test_a_starting_value_missing_from_the_grid_joins_it():
+    axes = search_axes("rbf", R.make_config("rbf", lr=0.02))
+    assert axes["lr"] == [0.015, 0.02, 0.05, 0.15, 0.5] and len(grid_points(axes)) == 15
+
+
+def test_a_grid_grows_past_the_edge_its_best_point_sits_on_at_most_twice_per_setting():
+    search = Search("grid", {"lr": [0.01, 0.1], "levels": [1, 2, 4]}, base={})
+    assert len(search.grow({"lr": 0.1, "levels": 2}, limit=2)) == 1 and search.axes["lr"] == [0.01, 0.1, 1.0]
+    search.grow({"lr": 1.0, "levels": 4}, limit=2)  # both on their upper edges
+    assert search.axes == {"lr": [0.01, 0.1, 1.0, 10.0], "levels": [1, 2, 4, 8]}
+    assert search.grow({"lr": 10.0, "levels": 2}, limit=2) == []  # lr has had its two extensions
+    assert "after 2 extension(s)" in search.stopped["lr"]
+    search.grow({"lr": 1.0, "levels": 1}, limit=2)  # a level below 1 is not valid
+    assert search.axes["levels"] == [1, 2, 4, 8] and "outside its valid range" in search.stopped["levels"]
+    assert [(e["setting"], e["value"], e["direction"]) for e in search.extensions] == [
+        ("lr", 1.0, "up"), ("lr", 10.0, "up"), ("levels", 8, "up")]
+    assert step_past(["constant", "cosine"], upward=True) is None  # categories do not extend
 
 
 def test_tuning_on_the_images_a_preset_evaluates_is_refused(run_cli, tmp_path):
-    code, _, err = run_cli("--suite", "tune", "--preset", "standard", "--images", "builtin", "--out", tmp_path)
-    assert code == 2 and "refusing to tune preset standard on builtin" in err and "evaluates on builtin" in err
+    from fitbench.presets import get_preset
+
+    evaluated = get_preset("standard").image_set.split(",")[-1]  # any one of the sets it evaluates on
+    code, _, err = run_cli("--suite", "tune", "--preset", "standard", "--images", evaluated, "--out", tmp_path)
+    assert code == 2 and f"refusing to tune preset standard on {evaluated}" in err and "evaluates on" in err
 
 
 def smooth_images(folder, count=2, side=40):
@@ -96,17 +80,33 @@ def smooth_images(folder, count=2, side=40):
     return folder
 
 
-def test_tune_writes_its_choice_and_a_fit_that_reads_it_names_it(run_cli, tmp_path):
+def small_rbf_space(monkeypatch, **search):
+    """rbf with a tiny search space, so that a tuning test runs a handful of fits."""
+    from fitbench.representations import registry
+
+    entry = registry.get_entry("rbf")
+    monkeypatch.setitem(registry._REGISTRY, "rbf", dataclasses.replace(entry, search=search))
+
+
+def test_tune_writes_its_choice_and_a_fit_that_reads_it_names_it(run_cli, tmp_path, monkeypatch):
+    small_rbf_space(monkeypatch, lr=(0.05, 0.15), width_in_spacings=(0.7,))
     tuning = smooth_images(tmp_path / "tuning")
-    code, out, _ = run_cli("--suite", "tune", "--preset", "smoke", "--reps", "rbf", "--images", tuning,
-                           "--trials", "3", "--steps", "20", "--out", tmp_path / "out")
+    code, out, err = run_cli("--suite", "tune", "--preset", "smoke", "--reps", "rbf", "--images", tuning,
+                             "--steps", "20", "--out", tmp_path / "out")
     assert code == 0
     tuned = json.loads((tmp_path / "out" / "reference" / "tuned" / "smoke.json").read_text())
     entry = tuned["representations"]["rbf"]
-    assert len(entry["trials"]) == 3 and entry["score"] == max(t["score"] for t in entry["trials"])
+    assert tuned["tuner"] == TUNER and tuned["clean_commit"] == is_clean_commit(tuned["commit"])
     assert tuned["tuning_images"] == {str(tuning): ["tune0", "tune1"]} and tuned["budget"]["steps"] == 20
-    trials = [json.loads(line) for line in (tmp_path / "out" / "tune" / "runs.jsonl").read_text().splitlines()]
-    assert len(trials) == 6 and {t["image"] for t in trials} == {"tune0", "tune1"}
+    finalists = [t for t in entry["trials"] if t["final"] is not None]
+    assert entry["score"] == max(t["final"] for t in finalists) and entry["chosen"] in [t["settings"] for t in finalists]
+    # every point screened on tune0; a grid that grew says so on stderr and in the file
+    assert len(entry["trials"]) == 2 + len(entry["extensions"]) and all(t["screening"] for t in entry["trials"])
+    assert all(f"adding {e['value']:g}" in err for e in entry["extensions"])
+    fits = [json.loads(line) for line in (tmp_path / "out" / "tune" / "runs.jsonl").read_text().splitlines()]
+    final_fits = [f for f in fits if f["seed"] == 1 or f["image"] == "tune1"]
+    assert {(f["image"], f["seed"]) for f in final_fits} == {("tune1", 0), ("tune0", 1), ("tune1", 1)}
+    assert len(final_fits) == 3 * len(finalists) and len(finalists) == min(3, len(entry["trials"]))
 
     path = tmp_path / "out" / "reference" / "tuned" / "smoke.json"
     code, _, _ = run_cli("--suite", "fitting", "--preset", "smoke", "--reps", "rbf", "--max-images", "1",
@@ -117,6 +117,26 @@ def test_tune_writes_its_choice_and_a_fit_that_reads_it_names_it(run_cli, tmp_pa
     assert all(fit["config"][k] == v for k, v in entry["chosen"].items())
     assert fit["settings_from"].startswith("tuned: ") and "TUNED ON THIS IMAGE SET" not in fit["settings_from"]
     assert "Settings: tuned: " in (tmp_path / "fit" / "fitting" / "leaderboard.md").read_text()
+
+
+@pytest.mark.parametrize("path", sorted(SHIPPED.glob("*.json")), ids=lambda p: p.name)
+def test_every_shipped_tuned_file_comes_from_this_tuner_and_a_clean_commit(path):
+    tuned = json.loads(path.read_text())
+    rerun = f"run `python run_bench.py --suite tune --preset {path.stem}` from a clean checkout and commit its file"
+    assert tuned.get("tuner") == TUNER, f"{path} was made by the old tuner: {rerun}"
+    assert is_clean_commit(tuned.get("commit")), f"{path} was tuned from uncommitted code ({tuned.get('commit')}): {rerun}"
+
+
+def test_an_old_tuned_file_is_read_labelled_and_its_absolute_choices_win(tmp_path):
+    from fitbench.tuned import load_tuned
+
+    path = tmp_path / "quick.json"
+    path.write_text(json.dumps({"commit": "0" * 40 + "+dirty", "representations": {"siren": {"chosen": {
+        "lr": 0.001, "omega_0": 15.0}}}}))
+    tuned = load_tuned(path)
+    assert "made by the old tuner" in tuned.label and "from uncommitted code" in tuned.label
+    overrides = {**R.sized_overrides("siren", "standard"), **tuned.chosen("siren")}  # as a preset merges them
+    assert R.build("siren", 3, training_grid=R.TrainingGrid(64, 64), **overrides).config.omega_0 == 15.0
 
 
 def test_parameter_matched_sizes_land_near_the_target(run_cli, tmp_path):
@@ -139,18 +159,19 @@ def test_a_time_budget_is_recorded_and_bounds_the_fit(run_cli, tmp_path):
     assert fit["curve"]["eval"]["seconds"][-1] <= fit["seconds"] + 1e-3  # (stored to 0.1 ms)
 
 
-def test_tuning_halves_the_trials_after_the_first_image_of_each_set(run_cli, tmp_path, monkeypatch):
+def test_the_finalists_are_scored_on_every_tuning_image_with_a_second_seed(run_cli, tmp_path, monkeypatch):
     from fitbench.suites import tune
 
+    small_rbf_space(monkeypatch, lr=(0.05, 0.15), width_in_spacings=(0.5, 0.7))
     tuning = smooth_images(tmp_path / "tuning", count=3)
-    monkeypatch.setitem(tune.TUNING_PLANS, "smoke", tune.TuningPlan(((str(tuning), 3),), trials=3, finalists=1))
+    monkeypatch.setitem(tune.TUNING_PLANS, "smoke", tune.TuningPlan(((str(tuning), 3),), finalists=1))
     code, _, _ = run_cli("--suite", "tune", "--preset", "smoke", "--reps", "rbf", "--steps", "10",
-                         "--out", tmp_path / "out")
+                         "--max-extensions", "0", "--out", tmp_path / "out")
     assert code == 0
     fits = [json.loads(line) for line in (tmp_path / "out" / "tune" / "runs.jsonl").read_text().splitlines()]
-    assert len(fits) == 3 + 2  # three trials on the first image, the one finalist on the two others
+    assert len(fits) == 4 + 2 + 3  # the 2 x 2 grid on the first image; the finalist on the two others, then seed 1
+    assert sorted((f["image"], f["seed"]) for f in fits if f["seed"] == 1) == [("tune0", 1), ("tune1", 1), ("tune2", 1)]
     entry = json.loads((tmp_path / "out" / "reference" / "tuned" / "smoke.json").read_text())["representations"]["rbf"]
-    finalist = [t for t in entry["trials"] if t["images"] == 3]
-    assert len(finalist) == 1 and entry["chosen"] == finalist[0]["settings"]
-    first_round = {json.dumps(t["settings"]): t["score"] for t in entry["trials"]}
-    assert len(first_round) == 3
+    finalist = [t for t in entry["trials"] if t["final"] is not None]
+    assert len(finalist) == 1 and finalist[0]["fits"] == 6 and entry["chosen"] == finalist[0]["settings"]
+    assert finalist[0]["screening"] == max(t["screening"] for t in entry["trials"])

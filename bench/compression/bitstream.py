@@ -18,9 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import os
 import struct
 import zlib
+from contextlib import nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -31,9 +35,9 @@ from fitbench import representations
 
 from .codecs import to_uint8
 from .entropy import CODERS, compress, decompress
-from .errors import BitstreamError
-from .quantize import Quantizer, parse_quantizer
-from .sizing import BudgetExceeded, PixelCost, build_bounded, per_pixel_cost
+from .errors import BitstreamError, printable, quoted
+from .quantize import BITS, Quantizer, parse_quantizer
+from .sizing import COST_MODEL, BudgetExceeded, Meter, RenderCost, build_bounded, render_cost
 
 MAGIC = b"FBIC"
 VERSION = 2
@@ -45,10 +49,17 @@ MAX_SIDE = 16384  # image height or width
 MAX_PIXELS = 1 << 24  # 16.8 Mpixel (4096^2; a Kodak image is 0.39)
 MAX_ELEMENTS = 1 << 24  # trainable values of one model (COIN's largest network has ~30 thousand)
 MAX_TENSORS = 1024
-# Multiply-adds plus written elements of the whole reconstruction (sizing.py counts them): a Kodak image through a
-# SIREN of the source's default size (4 x 256, 2e5 per pixel) is ~8e10, within the limit.
-MAX_DECODE_WORK = 1 << 37
-ACTIVATIONS_PER_CHUNK = 1 << 24  # elements written per rendered chunk: bounds the memory of the reconstruction
+# Estimated seconds of a decode (payload, build, probes, rendering, PNG) on the reference machine (sizing.COST_MODEL,
+# whose prices are the slowest seen, measured under load). A quarter below the 5 s that `--decode` of any stream
+# may take there, Python's and torch's start-up (~3 s) aside: streams at the limit took up to 5.4 s under a load
+# average of 6.5 (docs/compression.md).
+MAX_DECODE_SECONDS = 4.0
+ACTIVATIONS_PER_CHUNK = 1 << 24  # elements created per rendered chunk: bounds the memory of the reconstruction
+# The largest coded payload a valid stream can have: MAX_ELEMENTS values as qKc codes of the most bits with one
+# channel each (a float16 offset and step per value), plus what a coder adds to incompressible bytes (DEFLATE's and
+# LZMA2's stored blocks: a few bytes per 64 KiB; ans: a 5-byte model per tensor and 32-bit words).
+MAX_PAYLOAD = 4 * MAX_ELEMENTS + math.ceil(BITS[-1] * MAX_ELEMENTS / 8)
+MAX_STREAM_BYTES = PREFIX.size + HEADER_LENGTH.size + MAX_HEADER + MAX_PAYLOAD + MAX_PAYLOAD // 256 + (1 << 16)
 # Bytes a header is likely to contain (its own field names; no representation's): DEFLATE refers back to them
 # instead of spelling them out. Over the twelve representations' headers it saved 88 bytes each on average (156
 # -> 68; docs/compression.md), 0.011 bpp at 256^2. Part of format version 2: never change it.
@@ -77,10 +88,13 @@ class StreamHeader:
     elements: int
 
     def summary(self) -> str:
-        settings = ", ".join(f"{k}={v}" for k, v in self.config.items())
-        plugin = f" from plugin {self.plugin}" if self.plugin else ""
-        return (f"{self.representation}{plugin} ({settings}) -> {self.out_features} channel(s), {self.height}x"
-                f"{self.width} pixels; {self.tensors} tensors, {self.elements} values quantized as {self.quantizer}")
+        """One line; what the stream wrote in it (its plugin's name above all) escaped and quoted: a stream cannot
+        move the cursor, clear the screen or pass a command off as a path."""
+        settings = ", ".join(f"{k}={v!r}" for k, v in self.config.items())
+        plugin = f" from plugin {quoted(self.plugin)} (a plugin runs code)" if self.plugin else ""
+        return printable(f"{self.representation}{plugin} ({settings}) -> {self.out_features} channel(s), "
+                         f"{self.height}x{self.width} pixels; {self.tensors} tensors, {self.elements} values "
+                         f"quantized as {self.quantizer}")
 
 
 @dataclass
@@ -89,8 +103,9 @@ class DecodedStream:
     model: nn.Module
     coder: str
     bytes: int
-    cost: PixelCost  # the reconstruction's cost per pixel, as the decoder measured it
+    cost: RenderCost  # the reconstruction's cost, as the decoder measured it on the stream's weights
     notes: list[str] = field(default_factory=list)  # e.g. settings the stream predates, filled with defaults
+    render_seconds: float | None = None  # rendering stops past these estimated seconds (None: no limit)
 
     @property
     def bpp(self) -> float:
@@ -109,9 +124,19 @@ class DecodedStream:
         h = self.header
         image = np.empty((h.height, h.width, h.out_features), dtype)
         model = self.model.to(device).eval()
+        # Metered by the prices the estimate used: a model whose cost the probes did not see stops at the limit.
+        meter = (Meter(self.render_seconds, ACTIVATIONS_PER_CHUNK) if self.render_seconds is not None
+                 else nullcontext())
         with torch.no_grad():
             for rows, columns, coords in self._chunks():
-                values = model(coords.to(device)).float().cpu()
+                try:
+                    with meter:
+                        values = model(coords.to(device))
+                except BudgetExceeded as error:
+                    raise BitstreamError(f"stream refused: rendering this {h.representation} stopped at row "
+                                         f"{rows.start} of {h.height}: {error}, the decoder's limit; its weights cost "
+                                         "more where its probes did not look") from None
+                values = values.float().cpu()
                 if not torch.isfinite(values.sum()) and not torch.isfinite(values).all():  # one pass when finite
                     raise BitstreamError(f"the decoded {h.representation} outputs values that are not finite "
                                          "numbers; the stream's weights or settings are damaged")
@@ -123,7 +148,7 @@ class DecodedStream:
         """(rows, columns, coordinates) of blocks of at most `size` pixels, whole rows where a row fits; the
         coordinates equal `protocol.coordinate_grid`'s for those pixels."""
         h = self.header
-        size = int(min(1 << 16, max(1, ACTIVATIONS_PER_CHUNK // max(self.cost.elements, 1))))
+        size = self.cost.chunk_pixels(ACTIVATIONS_PER_CHUNK)
         ys = torch.arange(h.height, dtype=torch.float32) / h.height
         xs = torch.arange(h.width, dtype=torch.float32) / h.width
         step_rows, step_columns = max(1, size // h.width), min(size, h.width)
@@ -154,11 +179,30 @@ def encode_model(model: nn.Module, height: int, width: int, quantizer: Quantizer
     return PREFIX.pack(MAGIC, VERSION, coder_id, zlib.crc32(rest)) + rest
 
 
-def decode_stream(data: bytes) -> DecodedStream:
-    """The model a stream holds; any damage, lie or excessive cost raises one `BitstreamError` naming it."""
+def read_stream(path: Path) -> bytes:
+    """A stream file's bytes, read only when it can be a stream: a file over MAX_STREAM_BYTES (or a device or pipe
+    that goes on) is refused before it is read."""
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        data = handle.read(MAX_STREAM_BYTES + 1) if size <= MAX_STREAM_BYTES else b""
+    if size > MAX_STREAM_BYTES or len(data) > MAX_STREAM_BYTES:
+        raise BitstreamError(f"not a fitbench stream: {max(size, len(data)):,} bytes or more, over the "
+                             f"{MAX_STREAM_BYTES:,} bytes a stream can have")
+    return data
+
+
+def decode_stream(data: bytes, max_seconds: float | None = MAX_DECODE_SECONDS) -> DecodedStream:
+    """The model a stream holds; any damage, lie or excessive cost raises one `BitstreamError` naming it.
+    `max_seconds`: the decode's estimated seconds on the reference machine above which the stream is refused
+    (sizing.COST_MODEL); None for no limit (a stream this process has just written)."""
+    limit = math.inf if max_seconds is None else max_seconds
     header, coder_id, coded = read_header(data)
     settings, notes = _settings(header)
     quantizer = _quantizer(header.quantizer)
+    pixels = header.height * header.width
+    fixed = header.elements * COST_MODEL.stored_value + pixels * header.out_features * COST_MODEL.output_value
+    if fixed > limit:
+        raise _too_costly(header, fixed, limit)
     try:
         model = build_bounded(header.representation, header.out_features, settings, header.elements, header.tensors)
     except BudgetExceeded as error:
@@ -172,12 +216,6 @@ def decode_stream(data: bytes) -> DecodedStream:
     if counts != (header.tensors, header.elements):
         raise BitstreamError(f"damaged stream: header says {header.tensors} tensors / {header.elements} values, its "
                              f"settings make {counts[0]} / {counts[1]}")
-    cost = per_pixel_cost(model)
-    work = cost.work * header.height * header.width
-    if work > MAX_DECODE_WORK:
-        raise BitstreamError(f"stream refused: rendering {header.height}x{header.width} pixels with this "
-                             f"{header.representation} costs {work:.2g} operations, over the decoder's limit of "
-                             f"{MAX_DECODE_WORK:.2g}")
     shapes = [tuple(p.shape) for _, p in params]
     payload = decompress(coder_id, coded, quantizer.layout(shapes))
     with torch.no_grad():
@@ -185,7 +223,26 @@ def decode_stream(data: bytes) -> DecodedStream:
             if not torch.isfinite(tensor).all():
                 raise BitstreamError("damaged stream: a stored weight is not a finite number")
             param.copy_(tensor)
-    return DecodedStream(header, model.eval(), CODERS[coder_id].name, len(data), cost, notes)
+    # priced with the stream's own weights: what a model computes per pixel can depend on them (Gaussians' sizes)
+    try:
+        cost = render_cost(model.eval(), header.height, header.width, ACTIVATIONS_PER_CHUNK, limit - fixed)
+    except BudgetExceeded as error:
+        raise BitstreamError(f"stream refused: probing its {header.representation} on a few pixels stopped ({error}"
+                             f"), over the decoder's limit of {limit:.3g} s or a chunk's memory") from None
+    fixed += cost.probe_seconds
+    seconds = fixed + cost.seconds(pixels, cost.chunk_pixels(ACTIVATIONS_PER_CHUNK))
+    if seconds > limit:
+        raise _too_costly(header, seconds, limit)
+    # the meter allows the rendering a quarter over the estimate (the limit's margin below 5 s): chunks of the image
+    # price a little differently from the probes, and a stream just within the limit should not stop at its last row
+    return DecodedStream(header, model, CODERS[coder_id].name, len(data), cost, notes,
+                         None if max_seconds is None else 1.25 * (max_seconds - fixed))
+
+
+def _too_costly(header: StreamHeader, seconds: float, limit: float) -> BitstreamError:
+    return BitstreamError(f"stream refused: decoding {header.height}x{header.width} pixels with this "
+                          f"{header.representation} is estimated at {seconds:.3g} s on the reference machine, over "
+                          f"the decoder's limit of {limit:.3g} s")
 
 
 _FIELD_TYPES = {"representation": str, "plugin": (str, type(None)), "config": dict, "out_features": int,
@@ -260,9 +317,10 @@ def _settings(header: StreamHeader) -> tuple[dict, list[str]]:
         entry = representations.get_entry(header.representation)
     except representations.UnknownRepresentationError as error:
         if header.plugin:
-            raise BitstreamError(f"stream needs representation {header.representation!r} from plugin "
-                                 f"{header.plugin!r}, which is not loaded; run again with --plugin {header.plugin} "
-                                 "(a stream never loads code itself)") from None
+            plugin = quoted(header.plugin)
+            raise BitstreamError(f"stream needs representation {header.representation!r} from plugin {plugin}, not "
+                                 f"loaded; a plugin runs code: if you trust it, add --plugin {plugin} (a stream never "
+                                 "loads code)") from None
         raise BitstreamError(f"stream needs a representation this install lacks: {error}") from None
     try:
         config = representations.make_config(header.representation, **header.config)

@@ -142,16 +142,18 @@ def unpack_bits(data: bytes, bits: int, count: int) -> np.ndarray:
     return planes.astype(np.float32) @ weights
 
 
-QUANTIZER_SPEC = re.compile(r"^(fp32|fp16|q(\d+)(c?))$")
 BITS = range(4, 13)
+# The canonical names only, in ASCII: `q08`, ` q8`, `q８` (a full-width digit) are not `q8`, so a stream's header
+# and a command line each name a quantizer one way.
+QUANTIZER_SPEC = re.compile(rf"fp32|fp16|q({'|'.join(map(str, BITS))})(c?)", re.ASCII)
 
 
 def parse_quantizer(spec: str) -> Quantizer:
-    """`fp32`, `fp16`, `qK` (uniform K-bit, per tensor) or `qKc` (per channel), K from 4 to 12."""
-    match = QUANTIZER_SPEC.match(spec.strip())
-    if not match or (match.group(2) and int(match.group(2)) not in BITS):
-        raise ValueError(f"unknown quantizer {spec!r}; use fp32, fp16, qK or qKc with K from {BITS[0]} to {BITS[-1]}"
-                         " (e.g. q8, q6c)")
-    if match.group(2):
-        return UniformQuantizer(spec.strip(), int(match.group(2)), bool(match.group(3)))
-    return Quantizer(match.group(1))
+    """`fp32`, `fp16`, `qK` (uniform K-bit, per tensor) or `qKc` (per channel), K from 4 to 12, exactly so written."""
+    match = QUANTIZER_SPEC.fullmatch(spec)
+    if not match:
+        raise ValueError(f"unknown quantizer {spec!r}; use fp32, fp16, qK or qKc with K from {BITS[0]} to {BITS[-1]} "
+                         "in plain digits, no leading zero (e.g. q8, q6c)")
+    if match.group(1):
+        return UniformQuantizer(spec, int(match.group(1)), bool(match.group(2)))
+    return Quantizer(spec)

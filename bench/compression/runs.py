@@ -121,7 +121,8 @@ class RepresentationRun:
                 start = time.perf_counter()
                 data = encode_model(tuned.cpu(), height, width, quantizer, self.coder)
                 encoded = time.perf_counter()
-                reconstruction = decode_stream(data).image8(self.device)
+                # the bytes it has just written: rendered whatever the decoder's limit for other files says
+                reconstruction = decode_stream(data, max_seconds=None).image8(self.device)
                 decoded = time.perf_counter()
                 setting = f"{self.size_label} {spec}"
                 point = score_point(setting, len(data), truth8, reconstruction, encoded - start, decoded - encoded)

@@ -14,6 +14,7 @@ import matplotlib
 from PIL import Image
 
 from ..figures import plt  # the Agg backend: files only, no display needed
+from ..paths import inside_out
 
 # SVG text as paths (no font to fetch or lack), and the same bytes for the same figure.
 SVG_STYLE = {"svg.fonttype": "path", "svg.hashsalt": "fitbench-report"}
@@ -35,14 +36,14 @@ class ReportFiles:
         if not source.is_file() or not source.is_relative_to(self.results):
             return None
         relative = Path("files") / source.relative_to(self.results)
-        target = self.root / relative
+        target = inside_out(self.root / relative)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
         return url(relative)
 
     def save_svg(self, figure: plt.Figure, name: str) -> str:
         relative = Path("plots") / f"{name}.svg"
-        target = self.root / relative
+        target = inside_out(self.root / relative)
         target.parent.mkdir(parents=True, exist_ok=True)
         with matplotlib.rc_context(SVG_STYLE):
             figure.savefig(target, format="svg", metadata={"Date": None})
@@ -51,7 +52,7 @@ class ReportFiles:
 
     def save_png(self, picture: Image.Image, relative: Path) -> str:
         """A picture drawn for the page (error maps)."""
-        target = self.root / relative
+        target = inside_out(self.root / relative)
         target.parent.mkdir(parents=True, exist_ok=True)
         picture.save(target, optimize=True)
         return url(relative)

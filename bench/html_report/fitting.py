@@ -1,5 +1,7 @@
 """The fitting section (and the CI run's, the same records): per image set and preset, the leaderboard with
-confidence intervals and the gap to bicubic, Δ bicubic per image, test PSNR against training time, and per image
+confidence intervals over images, the gap to the strongest interpolation reference with its Holm-adjusted verdict,
+the Friedman ranks and their critical-difference diagram, Δ reference per image, test PSNR against training time,
+and per image
 the ground truth beside each reconstruction and its error map, with a side-by-side slider at full resolution.
 
 Reads OUT/<suite>/runs.jsonl, the reconstructions it names, and OUT/fitting/images/<set>/<image>.png (the ground
@@ -17,10 +19,10 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from ..figures import ERROR_RANGE, plt
+from ..figures import ERROR_RANGE, critical_difference_figure, plt
 from ..paths import safe_name
 from ..records import RecordLog
-from ..report import budget_label
+from ..report import TOGETHER, budget_label
 from . import stats
 from .files import ReportFiles, image_size
 from .markup import Cell, Section, details, figure, image, note, plus_minus, table
@@ -42,31 +44,33 @@ def _section(folder: Path, files: ReportFiles, anchor: str, title: str, with_ima
     if not records:
         return None
     board = stats.leaderboard(records)
-    finished = stats.with_delta_bicubic(records)
+    deltas, tests = stats.per_image_delta(records), stats.rank_tests(records)
     colour = colours(board.loc[board["kind"] != "reference", "representation"])  # references: a dashed line
     parts, glances = [], []
     for key, rows in board.groupby(stats.GROUP, sort=True):
         preset, protocol, image_set, budget = key
         name = safe_name(f"{anchor}-{image_set}-{preset}-{protocol}-{budget}")
-        group_records = [r for r in records if (r["preset"], r["protocol"], r["image_set"]) == key[:3]
+        sets = image_set.split(TOGETHER)
+        group_records = [r for r in records if (r["preset"], r["protocol"]) == key[:2] and r["image_set"] in sets
                          and budget_label(r) in ("", budget)]
-        group_finished = finished[(finished[stats.GROUP] == list(key)).all(axis=1)]
         parts.append(f"<h3 id=\"{escape(name)}\">{escape(image_set)} · preset <code>{escape(preset)}</code> · "
                      f"protocol <code>{escape(protocol)}</code> · budget {escape(budget or '–')}</h3>")
         settings = "; ".join(sorted({s for s in rows["settings_from"] if isinstance(s, str) and s}))
         parts.append(note(f"Settings: {escape(settings or 'each representation’s source defaults and the preset’s size class')}."))
         parts.append(leaderboard_table(rows))
+        parts.append(rank_diagram(tests.get(key), f"{image_set} · {preset} · {budget}", files, name))
         parts.append(failures(group_records))
-        parts.append(delta_table(group_finished, list(rows["representation"])))
-        if with_images:
-            parts.append(time_plot(group_records, colour, files, name))
+        parts.append(delta_table(deltas.get(key), list(rows["representation"])))
+        if with_images and len(sets) == 1:  # a table over several sets repeats their images
+            references = sorted({r for r in rows["reference"] if isinstance(r, str)})
+            parts.append(time_plot(group_records, colour, files, name, references))
             parts.append(image_gallery(group_records, list(rows["representation"]), folder, files))
         glances.append(_glance(rows, image_set, f"{preset}, {budget}" if budget else preset))
     return Section(anchor, title, "\n".join(parts), f"<b>{title}</b>: " + "; ".join(g for g in glances if g))
 
 
 def leaderboard_table(rows: pd.DataFrame) -> str:
-    """Best test PSNR first; reference rows in italics; the gap to bicubic with its 95 % interval and verdict."""
+    """Best test PSNR first; reference rows in italics; the gap to the reference with its interval and verdict."""
     body, classes = [], []
     for rank, row in enumerate(rows.itertuples(), 1):
         reference = row.kind == "reference"
@@ -79,18 +83,36 @@ def leaderboard_table(rows: pd.DataFrame) -> str:
             _interval(row.psnr_full_mean, row.psnr_full_ci95),
             _interval(row.ssim_full_mean, row.ssim_full_ci95, 3),
             Cell(f"{row.seconds_mean:.1f}" if math.isfinite(row.seconds_mean) else "–", row.seconds_mean, "num"),
-            Cell("" if reference else _signed(row.delta_bicubic_mean, row.delta_bicubic_ci95),
-                 None if reference else row.delta_bicubic_mean, "num"),
+            Cell(f"{row.mean_rank:.2f}" if math.isfinite(row.mean_rank) else "–", row.mean_rank, "num"),
+            Cell("" if reference else _signed(row.delta_ref_mean, row.delta_ref_ci95),
+                 None if reference else row.delta_ref_mean, "num"),
+            Cell("" if reference or not math.isfinite(row.delta_ref_p_holm) else f"{row.delta_ref_p_holm:.3g}",
+                 None if reference else row.delta_ref_p_holm, "num"),
             row.verdict,
         ])
-        classes.append("reference" if reference else {"below bicubic": "below", "above bicubic": "above"}.get(
-            row.verdict, ""))
+        classes.append("reference" if reference else "below" if str(row.verdict).startswith("below") else
+                       "above" if str(row.verdict).startswith("above") else "")
     images = int(rows["images"].max()) if len(rows) else 0
-    caption = (f"Mean <span class=\"ci\">± half-width of the 95 % t-interval</span> over images × seeds "
-               f"({images} image{'s' if images != 1 else ''}); click a header to sort. Δ bicubic: each fit's test "
-               "PSNR minus bicubic interpolation's on the same image (training pixels only), then the same interval.")
+    references = sorted({r for r in rows["reference"] if isinstance(r, str)})
+    caption = (f"Mean <span class=\"ci\">± half-width of the 95 % t-interval</span> over images, each image's "
+               f"seeds averaged first ({images} image{'s' if images != 1 else ''}); click a header to sort. "
+               f"Δ ref: each representation's test PSNR minus {', '.join(references) or 'the reference'}'s on the same "
+               "image (the strongest interpolation of the training pixels here). The verdict is the Wilcoxon "
+               "signed-rank test's at 5 % after Holm's correction across the table (p Holm); mean rank: 1 = best.")
     return table(["#", "representation", "params", "fits ok", "test PSNR (dB)", "full PSNR (dB)", "SSIM", "s / fit",
-                  "Δ bicubic (dB)", "verdict"], body, caption, classes, css="sortable leaderboard")
+                  "mean rank", "Δ ref (dB)", "p Holm", "verdict"], body, caption, classes,
+                 css="sortable leaderboard")
+
+
+def rank_diagram(test, title: str, files: ReportFiles, name: str) -> str:
+    """The Friedman test and its critical-difference diagram (Demšar 2006)."""
+    if test is None:
+        return note("Ranks: fewer than two images or methods, no rank test.")
+    caption = (f"Friedman test over {len(test.mean_ranks)} methods × {test.images} images: χ² = {test.statistic:.1f}, "
+               f"p = {test.p:.2g}. Each method at its mean rank (1 = best); a bar joins methods whose mean ranks "
+               f"differ by less than the Nemenyi critical difference CD = {test.critical_difference:.2f}.")
+    return ("<h4>Ranks</h4>" + figure(image(files.save_svg(critical_difference_figure(test, title), f"{name}-cd"),
+                                              "critical-difference diagram"), caption))
 
 
 def failures(records: list[dict]) -> str:
@@ -104,20 +126,21 @@ def failures(records: list[dict]) -> str:
                    f"<ul>{items}</ul>")
 
 
-def delta_table(finished: pd.DataFrame, order: list[str]) -> str:
-    deltas = stats.per_image_delta(finished)
-    if deltas.empty or deltas["bicubic_psnr_test"].isna().all():
-        return note("Δ bicubic per image: no bicubic reference rows in these records.")
+def delta_table(deltas: pd.DataFrame | None, order: list[str]) -> str:
+    if deltas is None or deltas.empty:
+        return note("Δ per image: no interpolation reference rows in these records.")
+    reference = escape(deltas.attrs["reference"])
     names = [n for n in order if n in deltas.columns]
-    body = [[row["image"], Cell(f"{row['bicubic_psnr_test']:.2f}", row["bicubic_psnr_test"], "num")]
+    body = [[row["image"], Cell(f"{row['reference_psnr_test']:.2f}", row["reference_psnr_test"], "num")]
             + [Cell(_signed(row[n], math.nan), row[n], "num " + _sign_class(row[n])) for n in names]
             for _, row in deltas.iterrows()]
-    return ("<h4>Δ to bicubic per image</h4>" +
-            table(["image", "bicubic test PSNR (dB)"] + names, body,
-                  "Test PSNR minus bicubic's on the same image, mean over seeds (dB); green above bicubic, red below."))
+    return (f"<h4>Δ to {reference} per image</h4>" +
+            table(["image", f"{reference} test PSNR (dB)"] + names, body,
+                  f"Test PSNR minus {reference}'s on the same image, mean over seeds (dB); green above, red below; "
+                  "– : no score (a failed fit)."))
 
 
-def time_plot(records: list[dict], colour: dict, files: ReportFiles, name: str) -> str:
+def time_plot(records: list[dict], colour: dict, files: ReportFiles, name: str, reference_names: list[str]) -> str:
     """Test PSNR against training time: each fit's evaluation curve, or its final point where it has none."""
     fits = [r for r in records if r.get("status") == "ok" and r["kind"] != "reference"]
     if not fits:
@@ -134,9 +157,10 @@ def time_plot(records: list[dict], colour: dict, files: ReportFiles, name: str) 
             curves += 1
         else:
             ax.plot([record["seconds"]], [record["psnr_test"]], "o", **style)
-    bicubic = [r["psnr_test"] for r in records if r["representation"] == "bicubic" and r.get("status") == "ok"]
-    if bicubic:
-        ax.axhline(float(np.mean(bicubic)), label="bicubic (mean over images)", **REFERENCE_STYLE)
+    for name in reference_names:
+        scores = [r["psnr_test"] for r in records if r["representation"] == name and r.get("status") == "ok"]
+        if scores:
+            ax.axhline(float(np.mean(scores)), label=f"{name} (mean over images)", **REFERENCE_STYLE)
     if all(r["seconds"] > 0 for r in fits):
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
@@ -261,8 +285,8 @@ def _glance(rows: pd.DataFrame, image_set: str, preset: str) -> str:
     if fitted.empty:
         return ""
     best = fitted.iloc[0]
-    delta = "" if not math.isfinite(best.delta_bicubic_mean) else \
-        f", Δ bicubic {_signed(best.delta_bicubic_mean, best.delta_bicubic_ci95)} dB ({escape(best.verdict)})"
+    delta = "" if not math.isfinite(best.delta_ref_mean) else \
+        f", Δ {escape(best.reference)} {_signed(best.delta_ref_mean, best.delta_ref_ci95)} dB ({escape(best.verdict)})"
     return (f"best on {escape(image_set)} (preset {escape(preset)}): <b>{escape(best.representation)}</b> "
             f"{plus_minus(best.psnr_test_mean, best.psnr_test_ci95)} dB test PSNR{delta}")
 

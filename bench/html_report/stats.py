@@ -1,41 +1,41 @@
 """Leaderboard statistics for the page, from the same code as the suite's own leaderboard (fitbench.report), so the
-two never disagree: means with 95 % t-intervals over images x seeds, and each fit's difference to bicubic
-interpolation of the same image (a paired comparison: the image's difficulty cancels).
+two never disagree: means with 95 % t-intervals over images (seeds averaged first), each representation's
+difference to the table's strongest interpolation reference on the same image with its Holm-adjusted verdict, and
+the Friedman ranks.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from ..report import REFERENCE, TABLE, summarize, with_budgets
+from ..report import TABLE, per_image_scores, rank_tests, strongest_reference, summarize, with_budgets
 
 GROUP = TABLE  # one leaderboard per preset, protocol, image set and budget
+__all__ = ["GROUP", "leaderboard", "per_image_delta", "rank_tests"]
 
 
 def leaderboard(records: list[dict]) -> pd.DataFrame:
-    """One row per (group, representation): counts, metric means and CIs, Δ bicubic and its verdict."""
+    """One row per (group, representation): counts, metric means and CIs, Δ reference, verdict and mean rank."""
     table = summarize(records)
     table["verdict"] = [("reference" if kind == "reference" else verdict if isinstance(verdict, str) else "")
                         for kind, verdict in zip(table["kind"], table["verdict"])]
     return table.reset_index(drop=True)
 
 
-def with_delta_bicubic(records: list[dict]) -> pd.DataFrame:
-    """Finished fits with their budget label and `delta_bicubic`: test PSNR minus bicubic's on the same image."""
+def per_image_delta(records: list[dict]) -> dict[tuple, pd.DataFrame]:
+    """table -> rows: images; columns: the reference's test PSNR (`reference_psnr_test`, named in
+    `.attrs["reference"]`) and each representation's mean over seeds of test PSNR minus the reference's (dB)."""
     frame = with_budgets(pd.DataFrame(records))
-    frame = frame[frame["status"] == "ok"].copy()
-    bicubic = (frame[frame["representation"] == REFERENCE]
-               .groupby(GROUP + ["image"])["psnr_test"].mean().rename("bicubic_psnr_test"))
-    frame = frame.join(bicubic, on=GROUP + ["image"])
-    frame["delta_bicubic"] = frame["psnr_test"] - frame["bicubic_psnr_test"]
-    return frame
-
-
-def per_image_delta(finished: pd.DataFrame) -> pd.DataFrame:
-    """Rows: group and image; columns: representations; values: mean over seeds of Δ bicubic (dB)."""
-    fitted = finished[finished["kind"] != "reference"]
-    if fitted.empty:
-        return pd.DataFrame()
-    deltas = fitted.pivot_table(index=GROUP + ["image"], columns="representation", values="delta_bicubic",
-                                aggfunc="mean")
-    return deltas.join(finished.groupby(GROUP + ["image"])["bicubic_psnr_test"].first()).reset_index()
+    tables = {}
+    for table, methods in per_image_scores(frame).items():
+        table_frame = frame[(frame[TABLE] == list(table)).all(axis=1)]
+        reference = strongest_reference(table_frame, methods)
+        if reference is None:
+            continue
+        fitted = sorted(set(table_frame.loc[table_frame["kind"] != "reference", "representation"]) & set(methods))
+        base = pd.Series(methods[reference], name="reference_psnr_test")
+        deltas = pd.DataFrame({m: pd.Series(methods[m]) - base for m in fitted}).join(base, how="right")
+        deltas.index.name = "image"
+        deltas.attrs["reference"] = reference
+        tables[table] = deltas.reset_index()
+    return tables

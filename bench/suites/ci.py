@@ -4,17 +4,29 @@
 built-in images at the fixed `ci` preset, and writes each representation's fit as a compression stream; it
 compares each measured value (test PSNR; the stream's bits per pixel and its PSNR gap to JPEG at matched rate)
 with its threshold in `results/reference/ci_thresholds.json`, prints the table and exits 1 naming every
-regression. `--update-thresholds` rewrites the file from the run: threshold = measured - margin (or + margin for
-a maximum).
+regression.
+
+The same fit rounds differently on another CPU or thread count (ATen's vectorised kernels, MKL's GEMM code branch
+and the threads' reduction order all depend on them), so a threshold must sit further from its value than that
+rounding moves it. `--update-thresholds` measures how far: it runs the configuration under each of this machine's
+`KERNEL_PATHS` (one Python process each), takes each metric's spread (max - min) across them, and writes
+threshold = median -/+ margin with margin = max(factor x spread, floor) (`MarginRule`). A metric whose spread
+exceeds its rule's `chaotic` limit measures rounding, not the code: it gets no threshold and is listed unchecked.
 """
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import functools
 import hashlib
 import json
 import math
+import os
+import statistics
+import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -33,6 +45,7 @@ from ..executor import execute_pending
 from ..hardware import torch_threads
 from ..interpolation import INTERPOLATIONS
 from ..options import SuiteOptions
+from ..paths import inside
 from ..presets import Preset
 from ..records import RecordLog, records_of, run_key
 from ..runs import FitRun, execute_fit
@@ -55,23 +68,73 @@ STREAM = {"protocol": "full", "quantizer": "q8", "qat_steps": 30, "coder": "best
 
 
 @dataclass(frozen=True)
+class KernelPath:
+    """One way this machine can compute the same fit, as another CPU would: ATen's vectorised kernels for
+    `capability` (ATEN_CPU_CAPABILITY; a request above the CPU's falls back to its best), MKL's generic GEMM code
+    branch instead of the one it picks for this CPU (MKL_CBWR=COMPATIBLE), and `threads` torch threads."""
+
+    capability: str  # an ATEN_CPU_CAPABILITY value
+    threads: int
+    generic_gemm: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.capability}{'-generic-gemm' if self.generic_gemm else ''}-{self.threads}t"
+
+    def environment(self) -> dict[str, str]:
+        return {"ATEN_CPU_CAPABILITY": self.capability, **({"MKL_CBWR": "COMPATIBLE"} if self.generic_gemm else {})}
+
+
+# Each ATen capability (default: no vector code) with MKL's generic GEMM and with its own pick, and at 1 and at 2
+# threads, in six runs rather than twelve: every kind of rounding difference appears in several pairings. (AMX and
+# AVX512-BF16 change only bf16 arithmetic, which the check never runs: it fits in float32.)
+KERNEL_PATHS = (KernelPath("default", 1, generic_gemm=True), KernelPath("default", 2),
+                KernelPath("avx2", 1), KernelPath("avx2", 2, generic_gemm=True),
+                KernelPath("avx512", 1, generic_gemm=True), KernelPath("avx512", 2))
+
+
+@dataclass(frozen=True)
+class MarginRule:
+    """How far a threshold sits from its measured value, for one unit. The spread is the metric's range across the
+    kernel paths; margin = max(factor x spread, floor), rounded up to 0.01. A spread above `chaotic` is rounding,
+    not a regression signal: that metric gets no threshold. No threshold is ever written within `minimum` of its
+    value (`--update-thresholds` refuses), whatever the factor and floor say."""
+
+    unit: str
+    factor: float
+    floor: float
+    minimum: float
+    chaotic: float
+
+    def margin(self, spread: float) -> float:
+        margin = math.ceil(round(max(self.factor * spread, self.floor) * 100, 6)) / 100
+        if margin < self.minimum:
+            raise ValueError(f"a margin of {margin:g} {self.unit} is below the {self.minimum:g} {self.unit} minimum "
+                             "a threshold keeps from its value; raise the MarginRule's floor in bench/suites/ci.py")
+        return margin
+
+
+# dB: 0.1 dB is about 2.3 % of the mean squared error. bpp: 0.02 bpp is 10 bytes of a 64^2 stream, the size of
+# the few-byte moves a stream's entropy coding makes when a weight rounds the other way.
+DECIBELS = MarginRule("dB", factor=3.0, floor=0.3, minimum=0.1, chaotic=0.3)
+BITS_PER_PIXEL = MarginRule("bpp", factor=3.0, floor=0.05, minimum=0.02, chaotic=0.1)
+
+
+@dataclass(frozen=True)
 class Check:
-    """A metric the regression check guards, and how far below (min) or above (max) the measurement it sits."""
+    """A metric the regression check guards: below (min) or above (max) its threshold is a regression."""
 
     suite: str
     metric: str
     bound: str  # "min": measured must be >= threshold; "max": measured must be <= threshold
-    margin: float  # threshold = measured -/+ margin when the file is written
-
-    def threshold_for(self, measured: float) -> float:
-        return round(measured - self.margin if self.bound == "min" else measured + self.margin, 2)
+    rule: MarginRule
 
 
 CHECKS = [
-    Check("fitting", "psnr_test", "min", margin=0.5),
+    Check("fitting", "psnr_test", "min", DECIBELS),
     # the stream's PSNR minus JPEG 4:2:0's for the largest JPEG file not above the stream's size (matched.csv)
-    Check("compression", "delta_psnr", "min", margin=0.5),
-    Check("compression", "bpp", "max", margin=0.1),  # the stream's bits per pixel, from its bytes
+    Check("compression", "delta_psnr", "min", DECIBELS),
+    Check("compression", "bpp", "max", BITS_PER_PIXEL),  # the stream's bits per pixel, from its bytes
 ]
 
 
@@ -83,8 +146,9 @@ class Threshold:
     metric: str
     bound: str
     threshold: float
-    measured: float  # the value the threshold was derived from
-    margin: float
+    measured: float  # the value the threshold was derived from: the median across the kernel paths
+    spread: float  # max - min of the value across the kernel paths
+    margin: float  # threshold = measured -/+ margin
     settings: dict = dataclasses.field(default_factory=dict)  # the representation's settings it was measured with
 
     @property
@@ -97,10 +161,30 @@ class Threshold:
         return value >= self.threshold if self.bound == "min" else value <= self.threshold
 
 
+@dataclass(frozen=True)
+class Unchecked:
+    """A metric measured but given no threshold, and why (its spread across kernel paths is chaotic)."""
+
+    suite: str
+    representation: str
+    image: str
+    metric: str
+    measured: float | None
+    spread: float | None  # None: the metric applied under only some kernel paths
+    reason: str
+    settings: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.suite}/{self.representation}/{self.image}/{self.metric}"
+
+
 @dataclass
 class ThresholdFile:
     configuration: dict
     thresholds: list[Threshold]
+    unchecked: list[Unchecked] = dataclasses.field(default_factory=list)
+    kernel_paths: list[str] = dataclasses.field(default_factory=list)  # what the spreads were measured under
 
     @classmethod
     def load(cls, path: Path) -> "ThresholdFile":
@@ -109,31 +193,40 @@ class ThresholdFile:
                              f"`python run_bench.py --suite ci --update-thresholds --thresholds {path}`")
         try:
             data = json.loads(path.read_text())
-            return cls(data["configuration"], [Threshold(**entry) for entry in data["thresholds"]])
+            return cls(data["configuration"], [Threshold(**entry) for entry in data["thresholds"]],
+                       [Unchecked(**entry) for entry in data.get("unchecked", [])], data.get("kernel_paths", []))
         except (json.JSONDecodeError, KeyError, TypeError) as error:
             raise ValueError(f"thresholds file {path} is not valid ({type(error).__name__}: {error}); "
                              "rewrite it with `python run_bench.py --suite ci --update-thresholds`") from None
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        entries = sorted(self.thresholds, key=lambda t: t.name)
+        """Atomically: a check never reads half a file."""
+        rules = {rule.unit: dataclasses.asdict(rule) for rule in {check.rule: None for check in CHECKS}}
         data = {"about": "minimum (or maximum) values for `python run_bench.py --suite ci`; threshold = measured "
-                         "-/+ margin; rewrite with --update-thresholds",
-                "configuration": self.configuration, "thresholds": [dataclasses.asdict(t) for t in entries]}
-        path.write_text(json.dumps(data, indent=1) + "\n")
+                         "-/+ margin, measured = the median across the kernel paths, spread = their max - min, "
+                         "margin = max(factor x spread, floor) per unit (margin_rules); rewrite with "
+                         "--update-thresholds",
+                "configuration": self.configuration, "kernel_paths": self.kernel_paths, "margin_rules": rules,
+                "thresholds": [dataclasses.asdict(t) for t in sorted(self.thresholds, key=lambda t: t.name)],
+                "unchecked": [dataclasses.asdict(u) for u in sorted(self.unchecked, key=lambda u: u.name)]}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(json.dumps(data, indent=1) + "\n")
+        os.replace(temporary, path)
 
 
 @dataclass(frozen=True)
 class CiRun:
-    """A suite's run whose key also names the code and torch version, so a resumed check never reuses stale
-    results."""
+    """A suite's run whose key also names the code, the torch version and the kernel path, so a resumed check
+    never reuses results computed by other code or rounded another way."""
 
     run: Any  # FitRun, RepresentationRun or CodecRun
     code: str
+    kernel: str  # `kernel_identity`
 
     @property
     def key(self) -> str:
-        return run_key(run=self.run.key, code=self.code)
+        return run_key(run=self.run.key, code=self.code, kernel=self.kernel)
 
     @property
     def label(self) -> str:
@@ -148,13 +241,17 @@ def add_arguments(group) -> None:
     group.add_argument("--thresholds", type=Path, default=DEFAULT_THRESHOLDS,
                        help="ci: the thresholds file (default: results/reference/ci_thresholds.json)")
     group.add_argument("--update-thresholds", action="store_true",
-                       help="ci: rewrite the thresholds file from this run (measured minus the margin)")
+                       help="ci: rewrite the thresholds file: run the configuration under each kernel path of this "
+                       "machine (bench/suites/ci.py KERNEL_PATHS; a few minutes) and set each margin from the spread")
+    group.add_argument("--measure-only", action="store_true",
+                       help="ci: run the configuration and write OUT/ci/measured.json without comparing (what "
+                       "--update-thresholds runs under each kernel path)")
 
 
 def configuration() -> dict:
     """What the thresholds were measured with; a file measured another way must be rewritten, not compared.
     (Each threshold also keeps its representation's resolved settings: see `compare`.)"""
-    return {"preset": dataclasses.asdict(CI_PRESET), "protocol": PROTOCOL, "threads": 1, "compression": STREAM}
+    return {"preset": dataclasses.asdict(CI_PRESET), "protocol": PROTOCOL, "compression": STREAM}
 
 
 def settings_of(representation: str) -> dict:
@@ -222,28 +319,186 @@ def measure(records: dict[str, list[dict]]) -> dict[tuple[str, str, str, str], f
     return values
 
 
-def updated_thresholds(old: list[Threshold], measured: dict) -> list[Threshold]:
-    """The measured entries rewritten, the others (not part of this run) kept."""
+Identity = tuple[str, str, str, str]  # (suite, representation, image, metric)
+
+
+def identity_of(entry: Threshold | Unchecked) -> Identity:
+    return entry.suite, entry.representation, entry.image, entry.metric
+
+
+def kernel_identity(threads: int) -> str:
+    """The kernels this process computes with: ATen's capability, MKL's code branch, the thread count."""
+    return (f"{torch.backends.cpu.get_cpu_capability()}, MKL_CBWR={os.environ.get('MKL_CBWR') or 'auto'}, "
+            f"{threads} thread{'s' if threads > 1 else ''}")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One run's values and the kernels it ran on: OUT/ci/measured.json, written by --measure-only."""
+
+    kernel: str  # `kernel_identity`
+    values: dict[Identity, float | None]
+
+    def save(self, path: Path) -> None:
+        rows = [[*identity, value] for identity, value in sorted(self.values.items())]
+        path.write_text(json.dumps({"kernel": self.kernel, "values": rows}, indent=0) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> "Measurement":
+        data = json.loads(path.read_text())
+        return cls(data["kernel"], {tuple(row[:4]): row[4] for row in data["values"]})
+
+
+def measure_here(options: SuiteOptions, threads: int) -> tuple[dict[Identity, float | None], set[tuple[str, str]]]:
+    """Run the configuration in this process on `threads` torch threads, resuming OUT/ci's records; returns the
+    measured values and the (representation, image) pairs planned."""
+    folder = options.suite_dir("ci")
+    logs = {"fitting": RecordLog(folder / "runs.jsonl"), "compression": RecordLog(folder / "compression.jsonl")}
+    if options.fresh:
+        for log in logs.values():
+            if moved := log.set_aside():
+                print(f"--fresh: previous records moved to {moved}", file=sys.stderr)
+    with torch_threads(threads):
+        image_set, images = load_preset_images(options, CI_PRESET)
+        code, kernel = code_fingerprint(), kernel_identity(threads)
+        runs = {"fitting": [CiRun(fit, code, kernel)
+                            for fit in plan_fits(options, CI_PRESET, image_set, images, PROTOCOL)],
+                "compression": [CiRun(run, code, kernel) for run in plan_compression(options, image_set, images)]}
+        for suite, planned_runs in runs.items():
+            execute_pending(planned_runs, logs[suite], execute_ci_run)
+    measured = measure({suite: records_of(logs[suite].read(), {run.key for run in planned_runs})
+                        for suite, planned_runs in runs.items()})
+    return measured, {(run.run.representation, run.run.image.name) for run in runs["fitting"]}
+
+
+def distinct_kernel_paths() -> list[KernelPath]:
+    """KERNEL_PATHS less those that compute exactly as an earlier one here: a capability above this CPU's best
+    falls back to it (torch reports what it chose, asked in a fresh process each)."""
+    probe = "import torch; print(torch.backends.cpu.get_cpu_capability())"
+    resolved, seen, distinct = {}, set(), []
+    for path in KERNEL_PATHS:
+        environment = tuple(sorted(path.environment().items()))
+        if environment not in resolved:
+            resolved[environment] = subprocess.run([sys.executable, "-c", probe], env=environment_for(path),
+                                                   capture_output=True, text=True, check=True).stdout.strip()
+        if (computes_as := (resolved[environment], path.generic_gemm, path.threads)) not in seen:
+            seen.add(computes_as)
+            distinct.append(path)
+    return distinct
+
+
+def environment_for(path: KernelPath) -> dict[str, str]:
+    """This process's environment with `path`'s kernel choice in place of any the caller set. Idle OpenMP threads
+    sleep (OMP_WAIT_POLICY, which changes no result): spinning, a 2-thread path on a busy machine runs ~10x slower."""
+    inherited = {name: value for name, value in os.environ.items() if name not in ("ATEN_CPU_CAPABILITY", "MKL_CBWR")}
+    return {**inherited, "OMP_WAIT_POLICY": "PASSIVE", **path.environment()}
+
+
+def measure_under(path: KernelPath, options: SuiteOptions, out: Path) -> Measurement:
+    """The configuration (narrowed as `options` narrow it) run with `--measure-only` in a fresh Python process on
+    `path`'s kernels, writing under `out`: the variables take effect only when torch loads."""
+    arguments = ["--suite", "ci", "--measure-only", "--out", out, "--threads-per-fit", path.threads,
+                 "--device", options.device, *(["--fresh"] if options.fresh else [])]
+    for flag, value in (("--reps", ",".join(options.representations or [])), ("--max-images", options.max_images),
+                        ("--data-root", options.data_root)):
+        arguments += [flag, value] if value else []
+    for plugin in options.plugins:
+        arguments += ["--plugin", plugin]
+    out.mkdir(parents=True, exist_ok=True)
+    log = inside(out, Path("log.txt"))
+    main = "import sys; from fitbench.cli import main; sys.exit(main(sys.argv[1:]))"
+    with log.open("w") as output:
+        result = subprocess.run([sys.executable, "-c", main, *map(str, arguments)], env=environment_for(path),
+                                stdout=output, stderr=subprocess.STDOUT)
+    if result.returncode != 0:
+        raise ValueError(f"the ci configuration failed under kernel path {path.name} (exit {result.returncode}); "
+                         f"see {log}")
+    return Measurement.load(out / "ci" / "measured.json")
+
+
+def thresholds_from(values_by_path: dict[str, dict[Identity, float | None]]) -> tuple[list[Threshold],
+                                                                                      list[Unchecked]]:
+    """Each measured metric's threshold from its values across the kernel paths (`MarginRule`), or the reason it
+    gets none."""
     checks = {(c.suite, c.metric): c for c in CHECKS}
-    fresh = {}
-    for (suite, representation, image, metric), value in measured.items():
-        if value is None:
-            raise ValueError(f"{suite}/{representation}/{image} failed, so it has no value to set a threshold from; "
-                             f"see OUT/ci/runs.jsonl")
-        check = checks[(suite, metric)]
-        fresh[(suite, representation, image, metric)] = Threshold(
-            suite, representation, image, metric, check.bound, check.threshold_for(value), round(value, 3),
-            check.margin, settings_of(representation))
-    kept = [t for t in old if (t.suite, t.representation, t.image, t.metric) not in fresh]
-    return kept + list(fresh.values())
+    thresholds, unchecked = [], []
+    for identity in sorted(set().union(*values_by_path.values())):
+        suite, representation, image, metric = identity
+        if failed := [path for path, values in values_by_path.items() if values.get(identity, 0) is None]:
+            raise ValueError(f"{'/'.join(identity)} failed under kernel path {failed[0]}, so it has no value to set "
+                             f"a threshold from; see OUT/ci/kernel_paths/{failed[0]}/ci/runs.jsonl")
+        values = [values[identity] for values in values_by_path.values() if identity in values]
+        rule, measured = checks[(suite, metric)].rule, statistics.median(values)
+        spread = round(max(values) - min(values), 3)
+        not_checked = functools.partial(Unchecked, *identity, round(measured, 3), settings=settings_of(representation))
+        if len(values) < len(values_by_path):  # a stream smaller than any JPEG file under some paths only
+            unchecked.append(not_checked(None, f"applies under only {len(values)} of {len(values_by_path)} kernel "
+                                               "paths"))
+        elif spread > rule.chaotic:
+            unchecked.append(not_checked(spread, f"chaotic: moves by {spread:.2f} {rule.unit} across the "
+                                         f"kernel paths (limit {rule.chaotic:g} {rule.unit})"))
+        else:
+            bound = checks[(suite, metric)].bound
+            margin = rule.margin(spread)
+            threshold = round(round(measured, 3) + (margin if bound == "max" else -margin), 3)
+            thresholds.append(Threshold(*identity, bound, threshold, round(measured, 3), spread, margin,
+                                        settings_of(representation)))
+    return thresholds, unchecked
 
 
-def compare(thresholds: list[Threshold], measured: dict, planned: set[tuple[str, str]]) -> tuple[list[list], list[str]]:
-    """Table rows (one per threshold in scope, plus new measurements) and the regressions' descriptions."""
+def write_spread_table(path: Path, values_by_path: dict[str, dict[Identity, float | None]],
+                       entries: list[Threshold | Unchecked]) -> None:
+    """Per metric: its value under each kernel path, then what --update-thresholds made of them (spread.csv)."""
+    with path.open("w", newline="") as file:
+        table = csv.writer(file)
+        table.writerow(["check", *values_by_path, "median", "spread", "margin", "threshold", "unchecked"])
+        for entry in sorted(entries, key=lambda e: e.name):
+            per_path = [values.get(identity_of(entry), "") for values in values_by_path.values()]
+            checked = isinstance(entry, Threshold)
+            table.writerow([entry.name, *per_path, entry.measured, entry.spread, entry.margin if checked else "",
+                            entry.threshold if checked else "", "" if checked else entry.reason])
+
+
+def update_thresholds(options: SuiteOptions, path: Path) -> int:
+    """Measure the configuration under every distinct kernel path and rewrite `path`: the measured entries
+    replaced, the others (narrowed away by --reps or --max-images) kept."""
+    try:
+        stored = ThresholdFile.load(path) if path.exists() else None
+    except ValueError:  # an older format: replaced whole
+        print(f"note: {path} is not in this version's format; none of its entries is kept", file=sys.stderr)
+        stored = None
+    if stored and stored.configuration != configuration():
+        stored = None  # measured another way: none of its entries is kept
+    folder = options.suite_dir("ci")
+    values_by_path = {}
+    for kernel_path in distinct_kernel_paths():
+        started = time.monotonic()
+        measurement = measure_under(kernel_path, options, folder / "kernel_paths" / kernel_path.name)
+        values_by_path[kernel_path.name] = measurement.values
+        print(f"kernel path {kernel_path.name} ({measurement.kernel}): {len(measurement.values)} values in "
+              f"{time.monotonic() - started:.0f} s", file=sys.stderr)
+    thresholds, unchecked = thresholds_from(values_by_path)
+    write_spread_table(inside(folder, Path("spread.csv")), values_by_path, [*thresholds, *unchecked])
+    fresh = {identity_of(entry) for entry in [*thresholds, *unchecked]}
+    kept = lambda entries: [entry for entry in entries if identity_of(entry) not in fresh]
+    new = ThresholdFile(configuration(), kept(stored.thresholds if stored else []) + thresholds,
+                        kept(stored.unchecked if stored else []) + unchecked, list(values_by_path))
+    new.save(path)
+    medians = {identity_of(entry): entry.measured for entry in [*thresholds, *unchecked]}
+    planned = {(entry.representation, entry.image) for entry in [*thresholds, *unchecked]}
+    print_table(compare(new.thresholds, medians, planned, new.unchecked)[0])
+    print(f"thresholds rewritten: {path} ({len(thresholds)} set from {len(values_by_path)} kernel paths, "
+          f"{len(unchecked)} unchecked); each path's values: {folder / 'spread.csv'}")
+    return 0
+
+
+def compare(thresholds: list[Threshold], measured: dict, planned: set[tuple[str, str]],
+            unchecked: list[Unchecked] = ()) -> tuple[list[list], list[str]]:
+    """Table rows (one per threshold in scope, plus measurements with none) and the regressions' descriptions."""
     known = set(representations.list_representations()) | set(INTERPOLATIONS)
     rows, regressions, seen = [], [], set()
     for t in sorted(thresholds, key=lambda t: t.name):
-        identity = (t.suite, t.representation, t.image, t.metric)
+        identity = identity_of(t)
         seen.add(identity)
         if (t.representation, t.image) not in planned and t.representation in known:
             continue  # narrowed away by --reps or --max-images
@@ -256,15 +511,18 @@ def compare(thresholds: list[Threshold], measured: dict, planned: set[tuple[str,
         elif status != "ok":
             got = "no result" if value is None else f"{value:.2f}"
             regressions.append(f"{t.name}: {got}, threshold {'>=' if t.bound == 'min' else '<='} {t.threshold:.2f}")
-        rows.append([t.suite, t.representation, t.image, t.metric, value, t.threshold, t.measured, status])
+        rows.append([t.suite, t.representation, t.image, t.metric, value, t.threshold, t.measured, t.spread, status])
+    reasons = {identity_of(u): u.reason for u in unchecked}
     for identity, value in sorted(measured.items()):
         if identity not in seen:
-            rows.append([*identity, value, None, None, "new (no threshold; --update-thresholds adds it)"])
+            status = (f"unchecked ({reasons[identity]})" if identity in reasons
+                      else "new (no threshold; --update-thresholds adds it)")
+            rows.append([*identity, value, None, None, None, status])
     return rows, regressions
 
 
 def print_table(rows: list[list]) -> None:
-    header = ["suite", "representation", "image", "metric", "measured", "threshold", "set from", "status"]
+    header = ["suite", "representation", "image", "metric", "measured", "threshold", "set from", "spread", "status"]
     text = lambda v: "–" if v is None else f"{v:.2f}" if isinstance(v, float) else str(v)
     cells = [header] + [[text(v) for v in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
@@ -277,51 +535,39 @@ def print_table(rows: list[list]) -> None:
 @register_suite("ci", "regression check: a small deterministic fit of every representation against "
                 "results/reference/ci_thresholds.json; exit 1 on a regression", add_arguments)
 def run_ci(options: SuiteOptions) -> int:
-    # threads too: the thresholds hold float results of one-thread reductions (`configuration()["threads"]`)
     fixed = {"--steps": options.steps, "--size": options.size, "--seeds": options.seeds, "--images": options.images,
-             "--set": options.settings or None, "--threads-per-fit": getattr(options.args, "threads_per_fit", None),
-             "--cpus-per-fit": getattr(options.args, "cpus_per_fit", None)}
+             "--set": options.settings or None, "--cpus-per-fit": getattr(options.args, "cpus_per_fit", None),
+             # float32 throughout: bf16 would hand the matmuls to AMX or AVX512-BF16 where a CPU has them
+             "--precision": None if getattr(options.args, "precision", "fp32") == "fp32" else options.args.precision,
+             "--compile": getattr(options.args, "compile", None) or None}
     if given := [flag for flag, value in fixed.items() if value is not None]:
         raise ValueError(f"the ci suite runs a fixed configuration; drop {', '.join(given)} "
                          "(only --reps and --max-images narrow it)")
     path: Path = options.args.thresholds
-    update = options.args.update_thresholds
-    stored = ThresholdFile.load(path) if path.exists() or not update else None
-    if stored and stored.configuration != configuration():
-        if not update:
-            raise ValueError(f"{path} was measured with another configuration than this version's ci preset; "
-                             "rewrite it with --update-thresholds")
-        stored = None  # measured another way: none of its entries is kept
-
-    folder = options.suite_dir("ci")
-    logs = {"fitting": RecordLog(folder / "runs.jsonl"), "compression": RecordLog(folder / "compression.jsonl")}
-    if options.fresh:
-        for log in logs.values():
-            if moved := log.set_aside():
-                print(f"--fresh: previous records moved to {moved}", file=sys.stderr)
-    with torch_threads(1):  # the same float reductions on every machine
-        image_set, images = load_preset_images(options, CI_PRESET)
-        code = code_fingerprint()
-        runs = {"fitting": [CiRun(fit, code) for fit in plan_fits(options, CI_PRESET, image_set, images, PROTOCOL)],
-                "compression": [CiRun(run, code) for run in plan_compression(options, image_set, images)]}
-        for suite, planned_runs in runs.items():
-            execute_pending(planned_runs, logs[suite], execute_ci_run)
-    measured = measure({suite: records_of(logs[suite].read(), {run.key for run in planned_runs})
-                        for suite, planned_runs in runs.items()})
-    planned = {(run.run.representation, run.run.image.name) for run in runs["fitting"]}
-
-    if update:
-        new = ThresholdFile(configuration(), updated_thresholds(stored.thresholds if stored else [], measured))
-        new.save(path)
-        print_table(compare(new.thresholds, measured, planned)[0])
-        print(f"thresholds rewritten: {path} ({len(new.thresholds)} entries, measured minus the margin)")
-        return 0
-    rows, regressions = compare(stored.thresholds, measured, planned)
+    threads = options.executor.threads_per_fit or 1  # the thresholds hold at 1 and 2 (KERNEL_PATHS)
+    if options.args.measure_only:
+        if options.args.update_thresholds:
+            raise ValueError("--measure-only and --update-thresholds: choose one (--update-thresholds runs "
+                             "--measure-only under each kernel path)")
+        measured, _ = measure_here(options, threads)
+        measurement = Measurement(kernel_identity(threads), measured)
+        measurement.save(inside(options.suite_dir("ci"), Path("measured.json")))
+        print(f"ci: {len(measured)} values measured on {measurement.kernel}: {options.suite_dir('ci')}/measured.json")
+        return 0 if None not in measured.values() else 1
+    if options.args.update_thresholds:
+        return update_thresholds(options, path)
+    stored = ThresholdFile.load(path)
+    if stored.configuration != configuration():
+        raise ValueError(f"{path} was measured with another configuration than this version's ci preset; "
+                         "rewrite it with --update-thresholds")
+    measured, planned = measure_here(options, threads)
+    rows, regressions = compare(stored.thresholds, measured, planned, stored.unchecked)
     print_table(rows)
     if regressions:
-        print(f"{len(regressions)} regression(s) against {path}:", file=sys.stderr)
+        print(f"{len(regressions)} regression(s) against {path} ({kernel_identity(threads)}):", file=sys.stderr)
         for regression in regressions:
             print(f"  REGRESSION {regression}", file=sys.stderr)
         return 1
-    print(f"ci: all {len(rows)} checks pass against {path}")
+    checked = sum(row[-1] == "ok" for row in rows)
+    print(f"ci: all {checked} checks pass against {path} ({kernel_identity(threads)})")
     return 0

@@ -20,7 +20,7 @@ from fitbench import representations
 from fitbench.datasets import ImageSample
 from fitbench.datasets.image_io import read_image
 
-from ..compression.bitstream import decode_stream
+from ..compression.bitstream import MAX_DECODE_SECONDS, decode_stream, read_stream
 from ..compression.codecs import available_codecs
 from ..compression.entropy import CODER_CHOICES
 from ..compression.errors import BitstreamError
@@ -34,6 +34,7 @@ from ..hardware import torch_threads
 from ..options import SuiteOptions
 from ..paths import inside, safe_name
 from ..presets import Preset, get_preset
+from ..progress import show_plan
 from ..records import RecordLog, records_of
 from ..runs import FitRun
 from . import register_suite
@@ -95,6 +96,9 @@ def add_arguments(group) -> None:
     group.add_argument("--decode", type=Path, metavar="FILE",
                        help="decode a compression stream: print its header, write its reconstruction to "
                        "OUT/compression/decoded/FILE.png, and exit")
+    group.add_argument("--decode-seconds", type=float, default=MAX_DECODE_SECONDS, metavar="S",
+                       help="refuse a stream whose decode is estimated above S seconds on the reference machine "
+                       f"(default {MAX_DECODE_SECONDS:g}); raise it only for a stream you trust")
 
 
 def plan_runs(options: SuiteOptions, preset: CompressionPreset, image_set: str, images: list[ImageSample]) -> list:
@@ -161,7 +165,10 @@ def full_size_images(images: list[ImageSample]) -> list[ImageSample]:
                 add_arguments)
 def run_compression(options: SuiteOptions) -> int:
     if getattr(options.args, "decode", None):
-        return decode_file(options.args.decode, options.suite_dir("compression"))
+        if getattr(options.args, "dry_run", False):
+            raise ValueError("--dry-run shows the plan of fits, and --decode fits nothing; drop one of them")
+        return decode_file(options.args.decode, options.suite_dir("compression"),
+                           getattr(options.args, "decode_seconds", MAX_DECODE_SECONDS))
     preset = get_preset(options.preset, COMPRESSION_PRESETS)
     image_set, images = load_preset_images(options, preset)
     if preset.full_size and options.size is None:
@@ -169,6 +176,15 @@ def run_compression(options: SuiteOptions) -> int:
     runs = plan_runs(options, preset, image_set, images)
     folder = options.suite_dir("compression")
     log = RecordLog(folder / "points.jsonl")
+    # One intra-op thread on CPU: at compression sizes (thousands of parameters) a second thread costs more than it
+    # gives; on the shared 2-core machine one thread fitted 3-7x faster per step than two (docs/compression.md).
+    threads = torch_threads(1) if resolve_device(options.device).type == "cpu" else nullcontext()
+    execute = lambda run, on_step: run.execute(on_step)  # noqa: E731
+    if getattr(options.args, "dry_run", False):
+        with threads:
+            return show_plan(runs, log, execute, options, heading=[
+                f"preset {preset.name}: each representation sized for {', '.join(map(str, preset.targets_bpp))} "
+                f"bpp at {preset.reference_bits} bits, then one stream per quantizer; every codec's sweep"])
     if options.fresh and (moved := log.set_aside()):
         print(f"--fresh: previous records moved to {moved}", file=sys.stderr)
 
@@ -182,10 +198,8 @@ def run_compression(options: SuiteOptions) -> int:
                 point["stream"] = str(relative)
         return record
 
-    # One intra-op thread on CPU: at compression sizes (thousands of parameters) a second thread costs more than it
-    # gives; on the shared 2-core machine one thread fitted 3-7x faster per step than two (docs/compression.md).
-    with torch_threads(1) if resolve_device(options.device).type == "cpu" else nullcontext():
-        failed = execute_pending(runs, log, lambda run, on_step: run.execute(on_step), keep_streams)
+    with threads:
+        failed = execute_pending(runs, log, execute, keep_streams)
     current = records_of(log.read(), {run.key for run in runs})
     height, width = images[0].pixels.shape[:2]
     summary = write_reports(current, folder, f"{image_set}, {height}x{width}, preset {preset.name} "
@@ -206,16 +220,15 @@ def stream_path(run, setting: str) -> Path:
             / f"{safe_name(f'{run.key}-{setting}')}.fbi")
 
 
-def decode_file(path: Path, folder: Path) -> int:
+def decode_file(path: Path, folder: Path, max_seconds: float = MAX_DECODE_SECONDS) -> int:
     """`--decode FILE`: check a stream, print its header, write its reconstruction under OUT/compression/decoded/."""
-    try:
-        data = path.read_bytes()
+    try:  # one thread, as COST_MODEL is measured: a second thread stalls each call of a busy machine for a time slice
+        with torch_threads(1):
+            decoded = decode_stream(read_stream(path), max_seconds)
+            image = decoded.image8()
     except OSError as error:
         raise ValueError(f"--decode {path}: cannot read it ({error.strerror or type(error).__name__}); give a "
                          "stream file (.fbi)") from None
-    try:
-        decoded = decode_stream(data)
-        image = decoded.image8()
     except BitstreamError as error:
         raise ValueError(f"--decode {path}: {error}") from None
     try:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fitbench import representations
 from fitbench.datasets import ImageSample, load_images
+from fitbench.representations.registry import parameters_missed
 
 from ..engine import PRECISIONS, resolve_device
 from ..executor import execute_pending, report_failures
@@ -16,7 +17,8 @@ from ..figures import load_png, reconstruction_grid, save_png
 from ..interpolation import INTERPOLATIONS
 from ..options import SuiteOptions
 from ..paths import inside, safe_name
-from ..presets import Preset, get_preset
+from ..presets import Preset, for_image_set, get_preset
+from ..progress import show_plan
 from ..protocol import PROTOCOLS
 from ..precision import choose_precision, load_bf16_costs
 from ..records import FitRecord, RecordLog, records_of
@@ -50,7 +52,8 @@ def add_arguments(group) -> None:
                        "permutation, as the seed scripts' minibatches) instead of all of them")
     group.add_argument("--params", type=int, metavar="N",
                        help="fitting: size every representation by its size knob to about N trainable parameters, so "
-                       "the table compares representations rather than sizes (preset label gets @Nparams)")
+                       "the table compares representations rather than sizes (preset label gets @Nparams); one whose "
+                       "knob cannot come within 1.5x of N is fitted at the nearest size, with a warning")
     group.add_argument("--tuned", metavar="FILE|none",
                        help="fitting: tuned settings to use (default: the preset's file from --suite tune, "
                        "results/reference/tuned/<preset>.json; none: each representation's source defaults)")
@@ -89,18 +92,32 @@ def _positive_float(text: str, flag: str) -> float:
 
 
 def preset_for(options: SuiteOptions) -> Preset:
-    """The preset named by --preset, with --tuned's settings file in place of its own."""
+    """The preset named by --preset, with --tuned's settings file in place of its own. A preset whose tuned file
+    does not exist yet is refused before any fit (its scores would not be the preset's), unless --tuned none."""
     preset = get_preset(options.preset)
     tuned = getattr(options.args, "tuned", None)
     if tuned is None:
         if preset.tuned and not Path(preset.tuned).is_file():
-            print(f"note: preset {preset.name} has no tuned settings yet ({preset.tuned}): source defaults and the "
-                  f"size class are used; `python run_bench.py --suite tune --preset {preset.name}` writes them",
-                  file=sys.stderr)
+            message = untuned_preset(preset, options)
+            if not getattr(options.args, "dry_run", False):
+                raise ValueError(message)
+            print(f"note: {message}", file=sys.stderr)  # the plan shows what --tuned none would run
         return preset
     if tuned != "none" and not Path(tuned).is_file():
         raise ValueError(f"--tuned {tuned}: no such file; give a file written by --suite tune, or none")
     return dataclasses.replace(preset, tuned=None if tuned == "none" else tuned)
+
+
+def untuned_preset(preset: Preset, options: SuiteOptions) -> str:
+    """Why a preset without its tuned file does not run, what tuning it costs, and the two ways on."""
+    from .tune import TUNING_PLANS
+
+    plan = TUNING_PLANS.get(preset.name)
+    cost = (f"{plan.fits_per_representation() * len(selected_representations(options))} fits at the preset's "
+            "budget; add --dry-run to it for a time estimate here" if plan else "add --dry-run to it for its cost")
+    return (f"preset {preset.name} has no tuned settings ({preset.tuned} is missing): tune it first with "
+            f"`python run_bench.py --suite tune --preset {preset.name}` ({cost}), or pass --tuned none to run it "
+            "on the source defaults on purpose")
 
 
 def selected_representations(options: SuiteOptions) -> list[str]:
@@ -125,9 +142,18 @@ def load_preset_images(options: SuiteOptions, preset: Preset) -> tuple[str, list
     return image_set, images
 
 
+def load_image_sets(options: SuiteOptions, preset: Preset) -> list[tuple[str, list[ImageSample]]]:
+    """Each image set of a comma-separated --images (or the preset's, e.g. the FFN paper's two test sets), loaded as
+    `load_preset_images` loads one; each gets its own table, and one more over them all."""
+    spec = options.images or preset.image_set
+    return [load_preset_images(dataclasses.replace(options, images=name.strip()), preset)
+            for name in spec.split(",") if name.strip()]
+
+
 def plan_fits(options: SuiteOptions, preset: Preset, image_set: str, images: list[ImageSample], protocol: str,
               with_references: bool = True) -> list[FitRun]:
     """Every (image, representation, budget, seed), plus the interpolation references under the alternate protocol."""
+    preset = for_image_set(preset, image_set)
     device = str(resolve_device(options.device))
     budget = Budget.from_options(options)
     timed = budget.seconds != (None,)
@@ -138,13 +164,16 @@ def plan_fits(options: SuiteOptions, preset: Preset, image_set: str, images: lis
     label = preset.name if params is None else f"{preset.name}@{params}params"
     names = selected_representations(options)
     runs = []
+    missed = set()  # why a representation cannot be sized to --params, said once each
     for image in images:
         if with_references and protocol == "alternate":
             runs += [FitRun(name, image, image_set, protocol, label, 0, 0) for name in INTERPOLATIONS]
         for name in names:
-            overrides = {**preset.overrides_for(name), **options.settings.get(name, {})}
+            overrides = representations.merge_overrides(name, preset.overrides_for(name),
+                                                        options.settings.get(name, {}))
             if params is not None:
                 overrides = representations.knob_for_parameters(name, params, image.pixels.shape[2], overrides)
+                missed.add(parameters_missed(name, params, image.pixels.shape[2], overrides))
             representations.make_config(name, **overrides)  # fail on a bad --set before any fit starts
             chosen = choose_precision(precision, device, name, costs)
             for seconds in budget.seconds:
@@ -155,6 +184,9 @@ def plan_fits(options: SuiteOptions, preset: Preset, image_set: str, images: lis
                                        pixels_per_step=budget.pixels_per_step,
                                        settings_from=preset.settings_from(name, image_set),
                                        precision_from=chosen.reason))
+    for line in sorted(filter(None, missed)):
+        print(f"warning: --params {params}: {line}; it is fitted at that size (the params column shows it)",
+              file=sys.stderr)
     return runs
 
 
@@ -162,10 +194,14 @@ def plan_fits(options: SuiteOptions, preset: Preset, image_set: str, images: lis
                 add_arguments)
 def run_fitting(options: SuiteOptions) -> int:
     preset = preset_for(options)
-    image_set, images = load_preset_images(options, preset)
-    runs = plan_fits(options, preset, image_set, images, getattr(options.args, "protocol", "alternate"))
+    image_sets = load_image_sets(options, preset)
+    protocol = getattr(options.args, "protocol", "alternate")
+    runs = [run for image_set, images in image_sets for run in plan_fits(options, preset, image_set, images, protocol)]
     folder = options.suite_dir("fitting")
     log = RecordLog(folder / "runs.jsonl")
+    if getattr(options.args, "dry_run", False):
+        return show_plan(runs, log, execute_fit, options,
+                         heading=[describe_preset(preset, ", ".join(name for name, _ in image_sets))])
     if options.fresh and (moved := log.set_aside()):
         print(f"--fresh: previous records moved to {moved}", file=sys.stderr)
 
@@ -183,10 +219,19 @@ def run_fitting(options: SuiteOptions) -> int:
     records = log.read()
     write_tables(records, folder)
     current = records_of(records, {run.key for run in runs})
-    write_images(images, image_set, folder)
-    write_grids(current, images, folder)
+    for image_set, images in image_sets:
+        write_images(images, image_set, folder)
+        write_grids([r for r in current if r["image_set"] == image_set], images, folder)
     print_leaderboard(current, folder)
     return report_failures(failed, lambda r: f"{r.representation} on {r.image}")
+
+
+def describe_preset(preset: Preset, image_set: str) -> str:
+    """The --dry-run plan's first line: the preset, and where the settings not tuned come from."""
+    sizes = f"size class {preset.size_class}" if preset.size_class else "the sources' network sizes"
+    tuned = (f"tuned settings from {preset.tuned}" if preset.tuned and Path(preset.tuned).is_file() else
+             "no tuned settings")
+    return f"preset {preset.name} on {image_set}: {sizes}, {tuned}"
 
 
 def write_images(images: list[ImageSample], image_set: str, folder: Path) -> None:
@@ -209,7 +254,7 @@ def write_grids(records: list[dict], images: list[ImageSample], folder: Path) ->
 
 
 def print_leaderboard(records: list[dict], folder: Path) -> None:
-    from ..report import leaderboard_markdown, summarize
+    from ..report import leaderboard_markdown, rank_tests, summarize
 
-    print(leaderboard_markdown(summarize(records)))
-    print(f"results: {folder}/runs.jsonl, summary.csv, leaderboard.md, grids/")
+    print(leaderboard_markdown(summarize(records), rank_tests(records)))
+    print(f"results: {folder}/runs.jsonl, summary.csv, leaderboard.md, cd/ (rank diagrams), grids/")
