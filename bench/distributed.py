@@ -10,21 +10,19 @@ attempt that finished, so a retried run is neither lost nor recorded twice.
 from __future__ import annotations
 
 import contextlib
-import functools
-import hashlib
 import logging
 import os
 import secrets
 import socket
 import sys
 import time
-from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import ray
 from ray import cloudpickle
 
-from .executor import Execute, ExecutorConfig, Finished, Run, RunsLostError
+from .provenance import source_fingerprint
+from .execution import Execute, ExecutorConfig, Finished, Run, RunsLostError
 from .progress import Progress
 
 MAX_RETRIES = 3  # restarts of a task whose worker died (a raised exception is a result, never retried)
@@ -127,19 +125,10 @@ class RayExecutor:
 
 
 def tasks(runs: Sequence[Run], execute: Execute) -> list[tuple[Execute, list[Run]]]:
-    """The runs of each task, with the `execute` the task calls: one run per task, except that batched fitting
-    (bench/runs.py BatchedFits fits a run's batch group at its first run) keeps each batch together, split as
-    the local executor splits it."""
-    from .runs import BatchedFits
-
-    if not isinstance(execute, BatchedFits):
-        return [(execute, [run]) for run in runs]
-    groups: dict[Any, list[Run]] = {}
-    for run in runs:
-        groups.setdefault(run.batch_group or run.key, []).append(run)
-    batches = [group[start:start + execute.max_batch] for group in groups.values()
-               for start in range(0, len(group), execute.max_batch)]
-    return [(BatchedFits(batch, execute.log, execute.max_batch, execute.measure), batch) for batch in batches]
+    """The runs of each task, with the `execute` the task calls: one run per task, unless `execute` keeps some
+    together (bench/execution.py TaskSplitter, e.g. batched fitting's batch groups)."""
+    split = getattr(execute, "tasks", None)
+    return split(runs) if split else [(execute, [run]) for run in runs]
 
 
 @ray.remote
@@ -166,21 +155,6 @@ def execute_runs(payload: bytes, plugins: tuple[str, ...], threads: int, code: s
             record, artifact = execute(run, StepReporter(running, run.key))
             results.append((record, artifact, time.perf_counter() - started))
     return where, results
-
-
-@functools.cache  # once per process: the code it imported
-def source_fingerprint() -> str:
-    """A hash of fitbench's Python sources: a worker whose code differs from the driver's would write records
-    that the same key calls equal. (The torch build may differ between nodes: CPU here, CUDA there.)"""
-    from fitbench import datasets, representations
-
-    digest = hashlib.sha1()
-    for package in (sys.modules["fitbench"], representations, datasets):
-        root = Path(package.__file__).parent
-        for path in sorted(root.rglob("*.py")):
-            digest.update(f"{package.__name__}/{path.relative_to(root)}".encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
 
 
 class StepReporter:

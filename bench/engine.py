@@ -15,7 +15,7 @@ import math
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Literal, Sequence, get_args
 
 import numpy as np
 import torch
@@ -29,7 +29,9 @@ from .hardware import keep_freed_memory, synchronize
 from .protocol import Split, coordinate_grid
 
 PRECISIONS = ("fp32", "bf16")
-SCHEDULES = ("constant", "cosine", "exponential")
+# The learning-rate schedules `FitConfig.learning_rate` runs; a representation's config declares one (its `schedule`).
+Schedule = Literal["constant", "cosine", "exponential"]
+SCHEDULES: tuple[str, ...] = get_args(Schedule)
 LOSS_RANGE = "fitbench.loss"  # profiler range of the loss (bench/step_breakdown.py)
 
 # Steps at which the test-PSNR curve is taken: about five per decade (1, 2, 3, 4, 6, 10, 16, 25, 40, 63, 100, ...).
@@ -47,7 +49,8 @@ class FitConfig:
     lr_final: float = 0.1  # the learning rate at the end of the budget, as a fraction of lr
     adam_betas: tuple[float, float] = (0.9, 0.999)
     adam_eps: float = 1e-8
-    pixels_per_step: int | None = None  # a random subset of training pixels each step (the seed scripts' way)
+    pixels_per_step: int | None = None  # a random subset of training pixels each step (minibatches, as the original
+    # image-fitting scripts trained)
     keep_best: bool = False  # end with the weights of the lowest training loss seen (COIN keeps its best weights)
     curve: bool = True  # test PSNR at EVAL_STEPS and at the end, off the clock
     log_every: int = 10  # loss is recorded (and divergence checked) every this many steps
@@ -116,9 +119,18 @@ class FitOutcome:
         return self.flops_per_step / self.step_seconds / 1e9 if self.step_seconds > 0 else 0.0
 
 
-def resolve_device(name: str) -> torch.device:
+def device_type(name: str) -> str:
+    """"cuda" or "cpu": the kind of device `--device NAME` puts the fits on ("auto": CUDA where this process sees
+    it). Unlike `resolve_device` it checks nothing: a Ray driver without a GPU names the device of its workers."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return "cuda" if name.startswith("cuda") else "cpu"
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device `--device NAME` (auto, cpu or cuda[:N]) means here; a one-line ValueError if it is not."""
+    if name == "auto":
+        return torch.device(device_type(name))
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device {name}: CUDA is not available here; use --device cpu or auto")
     if name != "cpu" and not name.startswith("cuda"):
@@ -165,23 +177,43 @@ class TrainLog:
 
 
 class TrainingClock:
-    """Training time with the curve evaluations cut out."""
+    """Training time (time.perf_counter) with the evaluations cut out, and when a score first reached a target.
 
-    def __init__(self, device: torch.device):
+    With a `device`, every reading waits for its queued work first (CUDA), so the time is that of the work done;
+    without one (None) the clock reads the host time as it is. `off_the_clock(action)` runs an evaluation that
+    does not count; `check(evaluate)` does the same with a test PSNR and keeps, in `reached`, the training time
+    at which it first reached `target`.
+    """
+
+    def __init__(self, device: torch.device | None = None, target: float | None = None):
         self.device, self.start, self.paused = device, time.perf_counter(), 0.0
+        self.target, self.reached, self.psnr = target, None, float("nan")
+        self.stopped_at = 0.0  # the training time when the last off-the-clock action began
+
+    def _synchronize(self) -> None:
+        if self.device is not None:
+            synchronize(self.device)
 
     def elapsed(self) -> float:
-        synchronize(self.device)
+        self._synchronize()
         return time.perf_counter() - self.start - self.paused
 
     def off_the_clock(self, action: Callable[[], object]) -> object:
-        synchronize(self.device)
+        self._synchronize()
         began = time.perf_counter()
+        self.stopped_at = began - self.start - self.paused
         try:
             return action()
         finally:
-            synchronize(self.device)
+            self._synchronize()
             self.paused += time.perf_counter() - began
+
+    def check(self, evaluate: Callable[[], float]) -> float:
+        """`evaluate()` (a test PSNR) off the clock; the first time it reaches `target`, `reached` is set."""
+        self.psnr = self.off_the_clock(evaluate)
+        if self.reached is None and self.target is not None and self.psnr >= self.target:
+            self.reached = self.stopped_at
+        return self.psnr
 
 
 class BestWeights:

@@ -11,13 +11,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from fitbench.datasets.image_io import to_uint8  # noqa: E402
+
 ERROR_RANGE = 0.25  # error maps share one colour scale so representations compare at a glance
 
 
 def save_png(pixels: np.ndarray, path: Path) -> None:
     """Save an (H, W, C) float image in [0, 1] as an 8-bit PNG."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    array = (np.clip(pixels, 0, 1) * 255 + 0.5).astype(np.uint8)
+    array = to_uint8(pixels)
     Image.fromarray(array[..., 0] if array.shape[2] == 1 else array).save(path)
 
 

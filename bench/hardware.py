@@ -88,7 +88,7 @@ def keep_freed_memory() -> bool:
     By default glibc serves every allocation above its mmap threshold (at most 32 MB) with a fresh mmap and unmaps
     it when freed, so a training step whose activations are 64 MB a layer (65,536 pixels x 256 fp32) page-faults
     all of them in again on every step; keeping them made such steps 1.4-1.9x faster on a 2-core Xeon
-    (benchmarks/pixel_chunks.py --allocator glibc against the default; docs/speed.md has the figures).
+    (experiments/pixel_chunks.py --allocator glibc against the default; docs/speed.md has the figures).
     PyTorch's CPU allocator is glibc's malloc, so this is where the fix goes: no mmap-served blocks, no trimming
     of the heap's top. The process keeps its peak memory until it exits. A no-op (False) where the C library is
     not glibc.

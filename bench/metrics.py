@@ -1,8 +1,9 @@
 """Image quality metrics on values in [0, 1].
 
 SSIM follows Wang et al. 2004 as `skimage.metrics.structural_similarity(..., gaussian_weights=True, sigma=1.5,
-use_sample_covariance=False, data_range=1.0)` computes it (a test checks they agree); written in torch so it
-runs batched and on the GPU.
+use_sample_covariance=False, data_range=1.0)` computes it (a test checks they agree), in float64. It is written in
+torch and runs on whichever device its inputs are on, but every caller (bench/scoring.py, the compression codecs)
+scores one pair of images at a time, given as NumPy arrays, so in practice it runs on the CPU, one pair per call.
 """
 
 from __future__ import annotations

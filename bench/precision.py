@@ -4,7 +4,7 @@ Two facts decide, and the record says which: whether the device has native bf16 
 `amx_bf16` / `avx512_bf16` flags, a CUDA device of compute capability 8.0 or later; without them bf16 is
 emulated and slower), and the PSNR that bf16 costs each representation at the end of a fit, measured on the
 tuning images (never the reported ones) by `python run_bench.py --suite precision` and
-shipped in results/reference/bf16_cost.json.
+shipped as package data in fitbench/reference/bf16_cost.json (bench/reference/ here; bench/reference_data.py).
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
-from .tuned import REPOSITORY
+from . import reference_data
 
 BF16_TOLERANCE_DB = 0.1  # the largest mean test-PSNR cost at which auto takes bf16
-BF16_COST_FILE = REPOSITORY / "results" / "reference" / "bf16_cost.json"
+BF16_COST_FILE = reference_data.BF16_COST_FILE
 CPU_BF16_FLAGS = {"amx_bf16": "AMX-BF16", "avx512_bf16": "AVX512-BF16"}
 
 

@@ -18,9 +18,17 @@ from .tuned import SHIPPED, TunedSettings, load_tuned, tuned_path
 
 
 @dataclass(frozen=True)
-class Preset:
+class PresetBase:
+    """What every suite's presets have: a name for --preset and a line for --list and --help."""
+
     name: str
     description: str
+
+
+@dataclass(frozen=True)
+class Preset(PresetBase):
+    """A preset of the suites that fit images (fitting, tune, precision, ci; compression and speed extend it)."""
+
     size: int  # image side after centre crop and resize
     steps: int  # full-batch Adam steps per fit
     seeds: int
@@ -33,6 +41,9 @@ class Preset:
     overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # Settings chosen by `--suite tune` for this preset (bench/tuned.py): a file, read when it exists.
     tuned: str | None = None
+    # Every representation sized by its size knob to about this many trainable parameters (None: the size class's
+    # sizes), so a table compares representations at one size; tuned at that size.
+    params: int | None = None
 
     def tuned_settings(self) -> TunedSettings | None:
         return load_tuned(Path(self.tuned)) if self.tuned else None
@@ -45,11 +56,16 @@ class Preset:
 
     def settings_from(self, representation: str, image_set: str) -> str:
         """Where a representation's tuned settings came from ("" where it runs on its source defaults), and a
-        warning when `image_set` is one they were tuned on: then the scores are not an independent evaluation."""
+        warning when `image_set` is one they were tuned on (then the scores are not an independent evaluation) or
+        when they were tuned at another budget than this preset's."""
         tuned = self.tuned_settings()
         if not tuned or not tuned.chosen(representation):
             return ""
-        return tuned.label + (" — TUNED ON THIS IMAGE SET" if image_set in tuned.tuning_images else "")
+        budget = tuned.data.get("budget", {})
+        other = [f"{name} {budget.get(name)} (here {mine})" for name, mine in
+                 (("steps", self.steps), ("size", self.size), ("params", self.params)) if budget.get(name) != mine]
+        return (tuned.label + (" — TUNED ON THIS IMAGE SET" if image_set in tuned.tuning_images else "")
+                + (f" — TUNED AT ANOTHER BUDGET: {', '.join(other)}" if other else ""))
 
 
 # The FFN paper's split: its test images are where presets report; its tuning images (ffn-natural, ffn-text) are
@@ -71,7 +87,7 @@ FITTING_PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "standard",
-            "the default: every representation on the FFN paper's 32 test images at 256^2 (128^2 training grid), "
+            "every representation on the FFN paper's 32 test images at 256^2 (128^2 training grid), "
             "laptop-sized networks (3x128 for the MLPs), 300 steps, 1 seed",
             # 128^2 training grid: the FFN protocol at half the FFN resolution, to fit 2 CPU cores. The image is the
             # unit of every statistic (bench/stats.py): 32 images with one seed each beat fewer images x more seeds.
@@ -80,11 +96,13 @@ FITTING_PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "quick",
-            "the standard networks at a quarter of the pixels: every representation on the FFN paper's 32 test "
-            "images at 128^2 (64^2 training grid), 200 steps, 1 seed",
-            # What 2 shared CPU cores can tune in one sitting (the standard plan tunes 6x the pixel-steps of this
-            # one); its tuned settings ship in results/reference/tuned/quick.json.
-            size=128, steps=200, seeds=1, image_set=EVALUATION_SETS, size_class="standard",
+            "the default: every representation on the FFN paper's 32 test images at 128^2 (64^2 training grid), "
+            "each sized to 12,288 parameters (as many as training values), 200 steps, 1 seed, tuned at that size",
+            # As many parameters as training values (64^2 pixels x 3), the FFN paper's own ratio (a 4 x 256 ReLU
+            # MLP, about 200k parameters, on a 256^2 x 3 training grid): one size for every representation, so the
+            # table compares representations, not sizes; and what 2 CPU cores fit in minutes. Its tuned settings
+            # ship in bench/reference/tuned/quick.json (package data), tuned at this size.
+            size=128, steps=200, seeds=1, image_set=EVALUATION_SETS, size_class="standard", params=64 * 64 * 3,
             tuned=str(tuned_path(SHIPPED, "quick")),
         ),
         Preset(
@@ -111,7 +129,7 @@ def for_image_set(preset: Preset, image_set: str) -> Preset:
                                                   for n in names})
 
 
-def get_preset(name: str, presets: Mapping[str, Preset] = FITTING_PRESETS) -> Preset:
+def get_preset(name: str, presets: Mapping[str, PresetBase] = FITTING_PRESETS) -> Any:
     try:
         return presets[name]
     except KeyError:

@@ -75,11 +75,15 @@ class TimeLeft:
         # all of them: those still to come cost (nearly) nothing.
         self.paid = Counter()
         self.work = 0.0  # seconds of every finished fit, where it ran
-        self.started = time.monotonic()
+        # When the first fit began: the wall clock is scaled by work done since then, so start-up (a Ray instance,
+        # loading images) is not read as the cost of every fit to come.
+        self.started: float | None = None
 
     def finished(self, run: Any, record: Any, seconds: float) -> None:
         name = what_runs(run)
         self.left[name] -= 1
+        if self.started is None:
+            self.started = time.monotonic() - seconds
         self.work += seconds
         batch = record_field(record, "batch") or 1
         if batch > 1 and seconds < (record_field(record, "batch_seconds") or 0):  # paid for by its batch's first
@@ -91,7 +95,7 @@ class TimeLeft:
 
     def seconds(self) -> float | None:
         """Wall-clock seconds left, or None before any fit finished."""
-        if not self.work or not any(self.fits.values()):
+        if not self.work or not any(self.fits.values()) or self.started is None:
             return None
         fit_seconds = sum(max(0, left - self.paid[name]) * self._mean(name) for name, left in self.left.items())
         return fit_seconds * (time.monotonic() - self.started) / self.work

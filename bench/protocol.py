@@ -42,3 +42,11 @@ def make_split(protocol: str, height: int, width: int) -> Split:
         every = np.ones((height, width), dtype=bool)
         return Split(protocol, every, every)
     raise ValueError(f"unknown protocol {protocol!r}; choose from: {', '.join(PROTOCOLS)}")
+
+
+def training_grid(protocol: str, height: int, width: int):
+    """The grid of pixels a fit under `protocol` trains on, from which the settings that follow the image derive."""
+    from fitbench.representations import TrainingGrid
+
+    train = make_split(protocol, height, width).train
+    return TrainingGrid(int(train.any(1).sum()), int(train.any(0).sum()))

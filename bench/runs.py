@@ -16,7 +16,7 @@ from .batched import BatchTrial, can_batch, fit_batch, time_batching
 from .engine import FitConfig, FitOutcome, fit_image
 from .hardware import matmul_peak
 from .interpolation import INTERPOLATIONS, interpolate
-from .protocol import make_split
+from .protocol import make_split, training_grid
 from .records import FitRecord, RecordLog, run_key
 from .scoring import score
 from fitbench import representations
@@ -99,8 +99,7 @@ class FitRun:
     @property
     def training_grid(self) -> representations.TrainingGrid:
         """The pixels the fit trains on, which the settings that follow the image are derived from."""
-        train = make_split(self.protocol, *self.image.pixels.shape[:2]).train
-        return representations.TrainingGrid(int(train.any(1).sum()), int(train.any(0).sum()))
+        return training_grid(self.protocol, *self.image.pixels.shape[:2])
 
     def build(self) -> torch.nn.Module:
         torch.manual_seed(self.seed)
@@ -172,6 +171,16 @@ class BatchedFits:
         if group is None:
             return execute_fit(run, on_step)
         return execute_fit(run, on_step, fit=self._outcome)
+
+    def tasks(self, runs: Sequence[FitRun]) -> list[tuple["BatchedFits", list[FitRun]]]:
+        """Each batch group's runs in tasks of at most `max_batch` (split as run here), for executors that ship
+        runs elsewhere (bench/distributed.py)."""
+        groups: dict[Any, list[FitRun]] = {}
+        for run in runs:
+            groups.setdefault(run.batch_group or run.key, []).append(run)
+        batches = [group[start:start + self.max_batch] for group in groups.values()
+                   for start in range(0, len(group), self.max_batch)]
+        return [(BatchedFits(batch, self.log, self.max_batch, self.measure), batch) for batch in batches]
 
     def _outcome(self, run: FitRun, model: torch.nn.Module, on_step: Callable) -> FitOutcome:
         if run.key in self.waiting:

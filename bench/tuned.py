@@ -1,9 +1,10 @@
 """Tuned settings: what `--suite tune` chose for a preset, on tuning images only, and where presets read it.
 
 `OUT/reference/tuned/<preset>.json` holds, per representation, the chosen values and every trial behind them,
-with the tuning images, the budget and the fitbench version and commit. The repository ships the files that
-`python run_bench.py --suite tune --preset NAME` wrote into `results/reference/tuned/` (the default --out), and
-a preset marked `tuned` reads its file from there; every record and leaderboard names the file and its digest.
+with the tuning images, the budget and the fitbench version and commit. fitbench ships, as package data in
+`fitbench/reference/tuned/` (bench/reference/tuned/ here; bench/reference_data.py), the files that `python run_bench.py
+--suite tune --preset NAME` wrote into OUT/reference/tuned/ and that were copied there, and a preset marked `tuned`
+reads its file from there; every record and leaderboard names the file and its digest.
 
 A file records the tuner that wrote it (`"tuner": TUNER`; none: the tuner before full grids, grids that grow past
 their edges, second-seed finals and settings relative to the training grid) and whether it was made from committed
@@ -16,13 +17,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPOSITORY = Path(__file__).resolve().parents[1]
-SHIPPED = REPOSITORY / "results" / "reference" / "tuned"
+from .files import write_atomic
+from .reference_data import TUNED_FOLDER
+
+REPOSITORY = Path(__file__).resolve().parents[1]  # the checkout (or site-packages), for short labels
+SHIPPED = TUNED_FOLDER  # the shipped tuned settings: package data (bench/reference_data.py)
 TUNER = 2  # the tuner of bench/suites/tune.py; files without a "tuner" are the first one's
 
 
@@ -43,10 +46,14 @@ class TunedSettings:
 
     @property
     def label(self) -> str:
-        try:
-            shown = self.path.resolve().relative_to(REPOSITORY)
-        except ValueError:
-            shown = self.path
+        path = self.path.resolve()
+        if path.parent == SHIPPED.resolve():  # the same name for a checkout and an installed fitbench
+            shown = f"fitbench/reference/tuned/{path.name}"
+        else:
+            try:
+                shown = path.relative_to(REPOSITORY)
+            except ValueError:
+                shown = self.path
         notes = [note for note, applies in (("made by the old tuner", self.tuner != TUNER),
                                             ("from uncommitted code", not is_clean_commit(self.data.get("commit"))))
                  if applies]
@@ -91,8 +98,5 @@ def load_tuned(path: Path) -> TunedSettings | None:
 
 def save_tuned(path: Path, data: dict) -> None:
     """Write atomically: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n")
-    os.replace(temporary, path)
+    write_atomic(path, json.dumps(data, indent=1, sort_keys=False) + "\n")
     load_tuned.cache_clear()

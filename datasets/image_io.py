@@ -68,6 +68,12 @@ def read_image(path: str | os.PathLike) -> tuple[np.ndarray, tuple[str, ...]]:
     return (array if array.ndim == 3 else array[..., None]), tuple(notes)
 
 
+def to_uint8(pixels: np.ndarray) -> np.ndarray:
+    """Floats in [0, 1] (clipped first) -> 8 bits, rounded half up: the 8-bit image every PNG and every compression
+    method is scored on, the inverse of the /255 with which 8-bit sources are read."""
+    return (np.clip(pixels, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
 def square_resize(array: np.ndarray, size: int, source: str) -> np.ndarray:
     """Centre-crop an (H, W[, C]) array to a square and downscale it to (size, size, C) float32 in [0, 1].
 

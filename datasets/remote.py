@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import urllib.request
 import zipfile
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image
 
+from ..files import atomic_path
 from .image_io import one_line, read_image, square_resize
 from .sample import DatasetError, ImageSample
 
@@ -149,7 +149,8 @@ def _extract_ffn(archive: Path, origin: str, entry: dict[str, Any], shape: tuple
     folder.mkdir(parents=True, exist_ok=True)
     for file, digest in expected.items():
         if not (folder / file).is_file():
-            _atomic_write(folder / file, lambda tmp, pixels=found[digest]: Image.fromarray(pixels).save(tmp, format="PNG"))
+            with atomic_path(folder / file) as tmp:
+                Image.fromarray(found[digest]).save(tmp, format="PNG")
 
 
 def _fetch_kodak(path: Path, allow_download: bool) -> None:
@@ -181,8 +182,8 @@ def _fetch_kodak(path: Path, allow_download: bool) -> None:
 def _download(url: str, dest: Path, check: Callable[[Path], None]) -> None:
     """Fetch ``url`` to ``dest`` through a temporary file that ``check`` must accept; network errors propagate."""
     print(f"fitbench: downloading {url}", file=sys.stderr)
-    with _open_url(url) as response:
-        _atomic_write(dest, lambda tmp: _copy_then_check(response, tmp, check))
+    with _open_url(url) as response, atomic_path(dest) as tmp:  # interrupted or refused: no partial file is left
+        _copy_then_check(response, tmp, check)
 
 
 def _copy_then_check(response: BinaryIO, tmp: Path, check: Callable[[Path], None]) -> None:
@@ -195,19 +196,6 @@ def _open_url(url: str) -> BinaryIO:
     """The only place that touches the network (the tests replace it)."""
     request = urllib.request.Request(url, headers={"User-Agent": "fitbench"})
     return urllib.request.urlopen(request, timeout=60)
-
-
-def _atomic_write(dest: Path, write: Callable[[Path], None]) -> None:
-    """Let ``write`` fill a temporary file next to ``dest``, then rename it: an interrupted run leaves no partial file."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _matches(pixels: np.ndarray, shape: tuple[int, ...], digest: str) -> bool:

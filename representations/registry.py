@@ -4,7 +4,10 @@ A representation is a `torch.nn.Module` mapping coordinates (N, 2) in [0, 1)^2 (
 the FFN convention) to values (N, C) nominally in [0, 1]. Each one is registered with a typed config whose
 defaults come from its source, plus what the suites need to know about it (its size knob, its sizes for small
 and laptop-sized presets, its tuning search space, its source); `build(name, out_features=C, **overrides)`
-makes one. Nothing outside a representation's own file names it.
+makes one. Adding one takes only its own file: the suites, the streams and the CLI find every representation here.
+A few places name particular ones on purpose (a rename must follow them): the speed suite's default comparison
+(bench/suites/speed.py), the FFN paper's four mappings (bench/repro.py, the repro suite), the generative models
+built on `rbf` and `fnet` (bench/generative/models.py) and the fuzzer's streams (tests/support/fuzz.py).
 
 Settings that are really a function of the image follow the grid of pixels a fit trains on (`TrainingGrid`):
 `build(name, training_grid=TrainingGrid(64, 64), ...)` derives them (a config's `follow_grid`), so one setting serves a
@@ -17,7 +20,6 @@ stream never needs the grid to decode.
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import math
 import types
 import typing
@@ -27,7 +29,8 @@ from typing import Any, Callable, ClassVar, Literal, Mapping
 import torch
 from torch import nn
 
-SCHEDULES = ("constant", "cosine", "exponential")
+from ..engine import SCHEDULES, Schedule  # noqa: F401  (SCHEDULES: exported by fitbench.representations)
+from ..registry import Registry
 
 
 class ConfigError(ValueError):
@@ -84,7 +87,7 @@ class RepresentationConfig:
     FOLLOWS: ClassVar[Mapping[str, str]] = {}
 
     lr: float = 1e-3  # Adam learning rate
-    schedule: Literal["constant", "cosine", "exponential"] = "constant"  # learning rate over the fit
+    schedule: Schedule = "constant"  # learning rate over the fit (bench/engine.py runs it)
     lr_final: float = 0.1  # cosine / exponential: the learning rate at the end, as a fraction of lr
     adam_betas: tuple[float, float] = (0.9, 0.999)  # torch's defaults
     adam_eps: float = 1e-8
@@ -208,13 +211,13 @@ class RegistryEntry:
     plugin: str | None = None  # the module or file an outside representation came from (streams name it)
 
 
-_REGISTRY: dict[str, RegistryEntry] = {}
-_PLUGIN_SOURCES: list[str] = []  # the plugin being loaded (plugins.load_plugin), innermost last
-
-
 class UnknownRepresentationError(KeyError):
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0])
+
+
+_REGISTRY: Registry[RegistryEntry] = Registry("representation", UnknownRepresentationError)
+_PLUGIN_SOURCES: list[str] = []  # the plugin being loaded (plugins.load_plugin), innermost last
 
 
 def register(name: str, config: type[RepresentationConfig], *, source: str = "", knob: SizeKnob | None = None,
@@ -223,8 +226,6 @@ def register(name: str, config: type[RepresentationConfig], *, source: str = "",
     """Decorator over `builder(config, out_features) -> nn.Module`: `@register("siren", SirenConfig, ...)`."""
 
     def decorator(builder):
-        if name in _REGISTRY:
-            raise ValueError(f"representation {name!r} is registered twice")
         fields = {f.name for f in dataclasses.fields(config)}
         named = {*(sizes or {}).get("tiny", {}), *(sizes or {}).get("standard", {}), *(search or {})}
         named |= {knob.field} if knob else set()
@@ -233,24 +234,24 @@ def register(name: str, config: type[RepresentationConfig], *, source: str = "",
         summary = (builder.__doc__ or "").strip().splitlines()[0] if builder.__doc__ else ""
         plugin = _PLUGIN_SOURCES[-1] if _PLUGIN_SOURCES else (
             None if builder.__module__.startswith(__package__ or "fitbench") else builder.__module__)
-        _REGISTRY[name] = RegistryEntry(name, config, builder, summary, source, knob, dict(sizes or {}),
-                                        dict(search or {}), batchable, plugin)
+        _REGISTRY.register(name, RegistryEntry(name, config, builder, summary, source, knob, dict(sizes or {}),
+                                        dict(search or {}), batchable, plugin))
         return builder
 
     return decorator
 
 
+def register_alias(old: str, new: str) -> None:
+    """A renamed representation: records and streams that carry `old` still find it (as `new`)."""
+    _REGISTRY.alias(old, new)
+
+
 def list_representations(pattern: str = "*") -> list[str]:
-    return sorted(n for n in _REGISTRY if fnmatch.fnmatch(n, pattern))
+    return _REGISTRY.names(pattern)
 
 
 def get_entry(name: str) -> RegistryEntry:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise UnknownRepresentationError(
-            f"unknown representation {name!r}; choose from: {', '.join(list_representations())}"
-        ) from None
+    return _REGISTRY.lookup(name)
 
 
 def make_config(name: str, *, training_grid: TrainingGrid | None = None, **overrides: Any) -> RepresentationConfig:
@@ -345,10 +346,10 @@ def knob_for_parameters(name: str, target: int, out_features: int = 3, base: Map
 
 
 def parameters_missed(name: str, target: int, out_features: int, overrides: Mapping[str, Any],
-                      tolerance: float = 1.5) -> str | None:
+                      tolerance: float = 1.5, training_grid: TrainingGrid | None = None) -> str | None:
     """Why `overrides` (from `knob_for_parameters`) give more than `tolerance` times too few or too many
     parameters for `target`, naming the real count; None when they come near it."""
-    count = parameter_count(name, out_features, **overrides)
+    count = parameter_count(name, out_features, training_grid=training_grid, **overrides)
     if target / tolerance <= count <= target * tolerance:
         return None
     knob = get_entry(name).knob

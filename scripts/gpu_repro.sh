@@ -53,8 +53,8 @@ for kind in natural_test text_test; do
     "that holds ffn/natural_test and ffn/text_test" >&2; exit 2; }
 done
 
-bench() { python "$REPO/run_bench.py" --data-root "$DATA" --device "$DEVICE" "$@"; }
-fit() { bench --suite fitting --preset paper --batch on "${SCALE[@]}" "$@"; }
+bench() { python "$REPO/run_bench.py" "$@"; }  # repro reads records: no device or data flags
+fit() { bench fitting --data-root "$DATA" --device "$DEVICE" --preset paper --batch on "${SCALE[@]}" "$@"; }
 
 # (1) Where the time goes, before spending it.
 probe() {  # probe PRECISION: exit 0 when the four FFN mappings fit LIMIT_S
@@ -62,7 +62,7 @@ probe() {  # probe PRECISION: exit 0 when the four FFN mappings fit LIMIT_S
   fit --images ffn-natural-test --reps "$FFN,$NOT_IN_FFN" --steps "$PROBE_STEPS" --precision "$1" \
     --out "$OUT/probe/$1" > "$OUT/probe/$1.log" 2>&1 || echo "note: some probe fits failed, see $OUT/probe/$1.log"
   echo "== projection, $1, the FFN paper's four mappings:"
-  bench --suite repro --reps "$FFN" --project-within "$LIMIT_S" --out "$OUT/probe/$1"
+  bench repro --reps "$FFN" --project-within "$LIMIT_S" --out "$OUT/probe/$1"
 }
 mkdir -p "$OUT/probe"
 case ${PRECISION:-auto} in
@@ -72,7 +72,7 @@ case ${PRECISION:-auto} in
   *) echo "error: PRECISION must be auto, fp32 or bf16, not $PRECISION" >&2; exit 2 ;;
 esac
 echo "== projection, $PRECISION, with $NOT_IN_FFN (not in the FFN paper):"
-if bench --suite repro --reps "$FFN,$NOT_IN_FFN" --project-within "$LIMIT_S" --out "$OUT/probe/$PRECISION"; then
+if bench repro --reps "$FFN,$NOT_IN_FFN" --project-within "$LIMIT_S" --out "$OUT/probe/$PRECISION"; then
   REPS=$FFN,$NOT_IN_FFN
 else
   REPS=$FFN
@@ -88,4 +88,4 @@ for set in ffn-natural-test ffn-text-test; do
 done
 
 # (3) Measured beside published.
-bench --suite repro --out "$OUT"
+bench repro --out "$OUT"

@@ -1,10 +1,15 @@
 import os
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from fitbench.cli import main
+
+# tests/support (code the tests share, not part of fitbench) imports as `support`, whatever pytest's import mode.
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 SHARED_DATA = Path(os.environ.get("FITBENCH_DATA_ROOT", Path(__file__).resolve().parents[2] / "shared" / "data"))
 

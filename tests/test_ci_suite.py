@@ -209,9 +209,10 @@ def test_the_repository_thresholds_hold_under_two_kernel_paths(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--steps", "5"], "the ci suite runs a fixed configuration; drop --steps"),
-    (["--set", "siren.width=8"], "the ci suite runs a fixed configuration; drop --set"),
-    (["--precision", "bf16"], "the ci suite runs a fixed configuration; drop --precision"),
+    (["--steps", "5"], "unrecognized arguments: --steps 5"),  # not a ci flag at all: its configuration is fixed
+    (["--set", "siren.width=8"], "unrecognized arguments: --set"),
+    (["--precision", "bf16"], "unrecognized arguments: --precision"),
+    (["--size", "64"], "the ci suite runs a fixed configuration; drop --size"),
     (["--measure-only", "--update-thresholds"], "--measure-only and --update-thresholds: choose one"),
     (["--thresholds", "/nonexistent/t.json"], "does not exist; create it with"),
 ])

@@ -1,7 +1,5 @@
 """What a user sees: --help, --list, and one clear line for each kind of bad input."""
 
-import argparse
-import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +14,23 @@ REPO = Path(__file__).resolve().parents[1]
 def test_help_explains_the_options():
     result = subprocess.run([sys.executable, str(REPO / "run_bench.py"), "--help"], capture_output=True, text=True)
     assert result.returncode == 0
-    for flag in ("--suite", "--preset", "--reps", "--images", "--steps", "--seeds", "--device", "--out",
-                 "--data-root", "--fresh", "--list"):
+    for word in ("fitting", "compression", "generative", "tune", "ci", "--list", "--report", "--suite NAME"):
+        assert word in result.stdout
+    result = subprocess.run([sys.executable, str(REPO / "run_bench.py"), "fitting", "--help"], capture_output=True,
+                            text=True)
+    assert result.returncode == 0
+    for flag in ("--preset", "--reps", "--images", "--steps", "--seeds", "--device", "--out", "--data-root",
+                 "--fresh", "--params", "--budget-seconds", "--dry-run", "default: quick"):
         assert flag in result.stdout
+
+
+def test_a_flag_of_another_suite_is_an_error_on_this_one(run_cli, tmp_path):
+    """Each suite takes its own flags: one that does not apply is refused before anything runs, in one line."""
+    for args in (("--suite", "fitting", "--quantizers", "q8"), ("generative", "--reps", "siren"),
+                 ("ci", "--steps", "3"), ("ci", "--precision", "bf16"), ("speed", "--executor", "ray")):
+        line = error_line(run_cli, *args, "--out", tmp_path)
+        assert "unrecognized arguments" in line and args[-2] in line and "--help" in line
+    assert not any(tmp_path.iterdir())
 
 
 def test_list_shows_representations_and_sets(run_cli):
@@ -99,20 +111,18 @@ def test_params_out_of_a_representations_range_is_said_with_the_real_count(capsy
     from fitbench.datasets import load_images
     from fitbench.options import SuiteOptions
     from fitbench.presets import get_preset
-    from fitbench.suites.fitting import plan_fits
+    from fitbench.planning import FitOptions, plan_fits
 
-    options = SuiteOptions("fitting", "smoke", representations=["relu_mlp", "siren"], device="cpu",
-                           args=argparse.Namespace(params=10**8))
+    options = SuiteOptions("fitting", "smoke", representations=["relu_mlp", "siren"], device="cpu")
     images = load_images("builtin", 32, limit=1)
-    runs = plan_fits(options, get_preset("smoke"), "builtin", images, "alternate")
+    runs = plan_fits(options, get_preset("smoke"), "builtin", images, FitOptions(params=10**8))
     fitted = next(run for run in runs if run.representation == "relu_mlp")
     real = representations.parameter_count("relu_mlp", images[0].pixels.shape[2], **dict(fitted.overrides))
     warnings = [line for line in capsys.readouterr().err.splitlines() if line.startswith("warning: --params")]
     assert len(warnings) == 2  # one per representation, not one per image or seed
     assert f"relu_mlp has {real:,} parameters, not about 100,000,000" in warnings[0]
     assert "width goes 2..512 and is at 512" in warnings[0]
-    plan_fits(dataclasses.replace(options, args=argparse.Namespace(params=real)), get_preset("smoke"), "builtin",
-              images, "alternate")
+    plan_fits(options, get_preset("smoke"), "builtin", images, FitOptions(params=real))
     assert "warning" not in capsys.readouterr().err  # a reachable count is not warned about
 
 

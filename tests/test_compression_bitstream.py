@@ -28,10 +28,11 @@ from fitbench.compression.bitstream import (
     stream_overhead,
 )
 from fitbench.compression.errors import MAX_MESSAGE, BitstreamError
-from fitbench.compression.fuzz import restamp, split, with_header_text
 from fitbench.compression.quantize import PayloadLayout, UniformQuantizer, pack_bits, parse_quantizer
 from fitbench.compression.sizing import COST_MODEL, RenderCost
 from fitbench.representations import registry
+
+from support.fuzz import restamp, split, with_header_text
 
 
 def small_model(name: str, channels: int = 3, seed: int = 0, **overrides):
@@ -131,7 +132,7 @@ def toy(config, out_features):
 def test_a_stream_names_the_plugin_it_needs_and_never_loads_it(tmp_path, monkeypatch):
     plugin = tmp_path / "toy_plugin.py"
     plugin.write_text(PLUGIN)
-    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # the registration is undone afterwards
+    monkeypatch.setattr(registry, "_REGISTRY", registry._REGISTRY.copy())  # the registration is undone afterwards
     monkeypatch.setattr(sys, "modules", dict(sys.modules))
     R.load_plugin(str(plugin))
     data = encode_model(R.build("toy_from_plugin", 3), 8, 8, parse_quantizer("fp16"))

@@ -1,9 +1,9 @@
 """A short fuzz run: mutated streams (CRC-valid header lies included) each decode or fail with one clear line.
 
-The long run is a command: `python -m fitbench.compression.fuzz --count 10000` (docs/compression.md).
+The long run is a command: `python tests/support/fuzz.py --count 10000` (docs/compression.md).
 """
 
-from fitbench.compression.fuzz import base_streams, check, fuzz
+from support.fuzz import base_streams, check, fuzz
 
 
 def test_hundreds_of_mutants_decode_or_fail_with_one_bounded_line():

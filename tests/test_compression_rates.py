@@ -171,4 +171,4 @@ def test_published_points_carry_method_dataset_bpp_psnr_and_source():
     assert {"COIN", "COIN++", "Strümpler et al.", "C3", "JPEG", "BPG"} <= set(table["method"])
     assert (table["dataset"] == "kodak").all() and table["source"].str.contains("c3_neural_compression").all()
     coin = table[table["method"] == "COIN"].set_index("bpp")["psnr"]
-    assert coin[0.3074] == pytest.approx(26.41, abs=0.01)  # REFERENCE.md section 3: 26.41 dB at 0.307 bpp
+    assert coin[0.3074] == pytest.approx(26.41, abs=0.01)  # COIN (Dupont et al. 2021) on Kodak: 26.41 dB at 0.307 bpp

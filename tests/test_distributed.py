@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from fitbench.executor import ExecutorConfig, LocalExecutor, activate
+from fitbench.executor import ExecutorConfig
 from fitbench.interpolation import INTERPOLATIONS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,10 +91,13 @@ def test_bad_executor_options_are_one_line_errors(run_cli, tmp_path, args, messa
 
 
 @needs_ray
-def test_the_generative_suite_stays_local_with_a_note(capsys):
-    with activate(ExecutorConfig("ray"), "generative") as executor:
-        assert isinstance(executor, LocalExecutor)
-    assert "the generative suite runs here, not on Ray" in capsys.readouterr().err
+def test_suites_whose_runs_must_run_here_do_not_take_an_executor(run_cli, tmp_path):
+    """The generative suite's runs share one in-memory scoring context and speed measures this machine: neither
+    takes --executor, so asking for Ray there is a one-line error rather than a note and a local run."""
+    for suite in ("generative", "speed"):
+        code, _, err = run_cli(suite, "--preset", "smoke", "--executor", "ray", "--out", tmp_path)
+        assert code == 2 and err.startswith("error: unrecognized arguments: --executor ray")
+    assert not any(tmp_path.iterdir())
 
 
 # --- on a local Ray instance ------------------------------------------------------------------------------------

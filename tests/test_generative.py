@@ -22,11 +22,11 @@ from fitbench.generative.budget import Budget
 from fitbench.generative.data import load_mnist, split_training
 from fitbench.generative.models import (AS_WRITTEN, BEST_IN_FAMILY, MODELS, build_model, gaussian_kl,
                                         make_model_config, pixel_grid)
-from fitbench.generative.synthetic import synthetic_digits
 from fitbench.generative.training import load_checkpoint, save_checkpoint, train
 from fitbench.torchvision_compat import import_torchvision
 
 from conftest import SHARED_DATA
+from support.synthetic import synthetic_digits
 
 HAS_MNIST = (SHARED_DATA / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file()
 # Small enough for seconds; the Fourier net's λ = 300 would swamp its image loss over a few steps.
@@ -106,7 +106,7 @@ def test_each_functional_generator_is_registered_as_written_and_best_in_family()
     forms = {name: entry.form for name, entry in MODELS.items()}
     assert forms == {"fokr": AS_WRITTEN, "fokr_best": BEST_IN_FAMILY, "fourier_net": AS_WRITTEN,
                      "fourier_net_best": BEST_IN_FAMILY, "vae": AS_WRITTEN, "cvae": AS_WRITTEN}
-    fokr = make_model_config("fokr")  # REFERENCE.md §2: 14 x 14 centres, ℓ = 0.2, a label-only latent
+    fokr = make_model_config("fokr")  # FOKR's source: 14 x 14 centres, ℓ = 0.2, a label-only latent
     assert (fokr.grid, fokr.width_in_spacings / (fokr.grid - 1), fokr.encoder) == (14, pytest.approx(0.2), False)
     thesis = make_model_config("fourier_net")  # the thesis's layer: k / 32 in the hidden layers, raw coefficients
     assert (thesis.hidden_frequency, thesis.mean_terms) == (1 / 32, False)

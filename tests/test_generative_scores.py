@@ -12,8 +12,9 @@ import torch
 from fitbench.generative import features as features_module
 from fitbench.generative.features import ClassifierSpec, DigitClassifier, FeatureExtractor, load_or_train
 from fitbench.generative.scores import frechet_distance, kernel_inception_distance, precision_recall, score_samples
-from fitbench.generative.synthetic import synthetic_digits
 from fitbench.torchvision_compat import import_torchvision
+
+from support.synthetic import synthetic_digits
 
 
 # ------------------------------------------------------------------------------------------------- Fréchet and KID

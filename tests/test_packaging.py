@@ -1,8 +1,11 @@
-"""Installing fitbench must not shadow well-known top-level packages such as HuggingFace `datasets`."""
+"""Installing fitbench must not shadow well-known top-level packages such as HuggingFace `datasets`, and must ship the
+reference data its suites read."""
 
 import subprocess
 import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+
+import pytest
 
 
 PROBE = """
@@ -23,3 +26,23 @@ def test_no_top_level_datasets_package(tmp_path):
     for name, origin in report["found"].items():
         assert origin is None or not str(origin).startswith(str(tree)), f"fitbench installs a top-level {name!r}"
     assert report["datasets"].startswith(str(tree / "datasets"))
+
+
+def test_the_reference_data_is_package_data():
+    """The files the suites read (tuned settings, CI thresholds, bf16 costs) are found through importlib.resources
+    and matched by pyproject.toml's package data, so a non-editable `pip install .` ships them (.ci/run installs one)."""
+    tomllib = pytest.importorskip("tomllib")
+    from fitbench import reference_data
+
+    for path in (reference_data.TUNED_FOLDER / "quick.json", reference_data.CI_THRESHOLDS_FILE,
+                 reference_data.BF16_COST_FILE):
+        assert path.is_file(), f"{path} is not shipped"
+    root = Path(__file__).resolve().parents[1]
+    setuptools = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    package = root / setuptools["package-dir"]["fitbench"]
+    patterns = [PurePosixPath(p) for p in setuptools["package-data"]["fitbench"]]
+    shipped = [p.relative_to(package) for p in (package / reference_data.FOLDER).rglob("*") if p.is_file()]
+    assert shipped
+    for path in shipped:
+        assert any(len(path.parts) == len(p.parts) and path.match(str(p)) for p in patterns), \
+            f"{path} is not package data: add it to [tool.setuptools.package-data] in pyproject.toml"

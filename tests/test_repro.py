@@ -16,7 +16,7 @@ from fitbench.datasets import ImageSample
 from fitbench.options import SuiteOptions
 from fitbench.presets import FITTING_PRESETS, for_image_set, get_preset
 from fitbench.repro import PAPER, PUBLISHED, Published, compare, comparison_markdown, project
-from fitbench.suites.fitting import plan_fits
+from fitbench.planning import plan_fits
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO.parent / "shared" / "REFERENCE.md"
@@ -53,7 +53,7 @@ def test_planned_fits_use_the_set_settings_and_set_still_wins():
     image = ImageSample("tiny", np.zeros((8, 8, 3), np.float32), "test")
     options = SuiteOptions(suite="fitting", preset="paper", representations=["fourier_features", "positional"],
                            device="cpu", settings={"positional": {"max_log2": 3.0}})
-    runs = plan_fits(options, get_preset("paper"), "ffn-text-test", [image], "alternate", with_references=False)
+    runs = plan_fits(options, get_preset("paper"), "ffn-text-test", [image], with_references=False)
     config = {run.representation: run.config for run in runs}
     assert config["fourier_features"]["sigma"] == 14.0 and config["fourier_features"]["width"] == 256
     assert config["positional"]["max_log2"] == 3.0  # --set over the preset's per-set setting
@@ -151,21 +151,21 @@ def test_the_repro_suite_writes_the_table_and_projects_within_a_limit(run_cli, t
     no_mapping = {"width": 256, "depth": 3, "lr": 1e-2}
     write_runs(tmp_path, paper_records(np.linspace(22.0, 29.0, 16))
                + paper_records([19.0] * 16, "relu_mlp", config=no_mapping))
-    code, out, _ = run_cli("--suite", "repro", "--device", "cpu", "--out", tmp_path)
+    code, out, _ = run_cli("--suite", "repro", "--out", tmp_path)
     assert code == 0
     row = "| natural | no mapping | relu_mlp | 16 | 19.00 ± 0.00 | 19.32 ± 2.48 | -0.32 | yes | yes | the paper's |"
     assert row in out
     assert (tmp_path / "repro" / "comparison.md").read_text() in out
     assert "within_tolerance" in (tmp_path / "repro" / "comparison.csv").read_text()
     # each of the two: 2 sets x (1 s + 1999 x 0.05 s) = 201.9 s
-    assert run_cli("--suite", "repro", "--device", "cpu", "--project-within", "404", "--out", tmp_path)[0] == 0
-    code, out, err = run_cli("--suite", "repro", "--device", "cpu", "--project-within", "403", "--out", tmp_path)
+    assert run_cli("--suite", "repro", "--project-within", "404", "--out", tmp_path)[0] == 0
+    code, out, err = run_cli("--suite", "repro", "--project-within", "403", "--out", tmp_path)
     assert code == 3 and "OVER the 403 s limit" in out and "not starting the full run" in err
-    code, _, err = run_cli("--suite", "repro", "--device", "cpu", "--reps", "relu_mlp,wire", "--project-within", "1e6",
+    code, _, err = run_cli("--suite", "repro", "--reps", "relu_mlp,wire", "--project-within", "1e6",
                            "--out", tmp_path)
     assert code == 2 and "no finished probe fit of wire" in err  # a failed probe fit is never projected as free
-    code, _, err = run_cli("--suite", "repro", "--device", "cpu", "--out", tmp_path / "empty")
-    assert code == 2 and "no finished paper-preset fits" in err and "--suite fitting --preset paper" in err
+    code, _, err = run_cli("--suite", "repro", "--out", tmp_path / "empty")
+    assert code == 2 and "no finished paper-preset fits" in err and "python run_bench.py fitting --preset paper" in err
 
 
 def test_the_script_stops_before_writing_anything_without_the_test_images(tmp_path):
@@ -184,6 +184,6 @@ def test_a_paper_fit_of_the_text_test_set_is_compared_with_the_text_row(run_cli,
     (fit,) = [json.loads(line) for line in (tmp_path / "fitting" / "runs.jsonl").read_text().splitlines()
               if '"fourier_features"' in line]
     assert fit["config"]["sigma"] == 14.0
-    code, out, _ = run_cli("--suite", "repro", "--device", "cpu", "--out", tmp_path)
+    code, out, _ = run_cli("--suite", "repro", "--out", tmp_path)
     assert code == 0 and "| text | Gaussian | fourier_features | 1 |" in out and "30.47 ± 2.11" in out
     assert "NOT THE PAPER'S SETTING: 32² images (paper 512²); 3 steps (paper 2000); 1 of 16 images" in out

@@ -15,6 +15,8 @@ import numpy as np
 import PIL
 from PIL import Image, features
 
+from fitbench.datasets.image_io import to_uint8  # the 8-bit image every method is scored on
+
 from .. import metrics
 
 
@@ -32,11 +34,6 @@ class RatePoint:
     stream: str | None = None  # the stream file, relative to the suite folder (representations only)
     coder: str | None = None  # the entropy coder the stream uses (representations only)
     coder_bytes: dict[str, int] | None = None  # the stream's size with each coder that applies (representations)
-
-
-def to_uint8(pixels: np.ndarray) -> np.ndarray:
-    """(H, W, C) floats in [0, 1] -> the 8-bit image every method is scored on."""
-    return (np.clip(pixels, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
 def score_point(setting: str, data_size: int, truth8: np.ndarray, decoded: np.ndarray, encode_seconds: float,

@@ -176,7 +176,7 @@ def priced_bytes(func, args: tuple, kwargs: dict, out) -> int:
 class CostModel:
     """Seconds of decoding on the reference machine, per unit of each cost the decoder counts: the 2-core AMD EPYC
     (AVX-512) machine this project is developed on, torch 2.13 CPU, one intra-op thread (as `--decode` renders),
-    each price the slowest of about thirty models (`python benchmarks/decode_audit.py calibrate` measures them
+    each price the slowest of about thirty models (`python experiments/decode_audit.py calibrate` measures them
     again). The decision to decode is made with these constants, so it is the same on every machine."""
 
     call: float  # one torch call, with the decoder's own counting of it
@@ -195,7 +195,7 @@ class CostModel:
                 + self.byte_seconds.get(op_name(func), self.other_byte) * priced_bytes(func, args, kwargs, out))
 
 
-COST_MODEL = CostModel(  # `python benchmarks/decode_audit.py calibrate`, one thread, under a load average of ~10
+COST_MODEL = CostModel(  # `python experiments/decode_audit.py calibrate`, one thread, under a load average of ~10
     call=1.15e-05, multiply_add=5.74e-11, output_value=8.18e-08, stored_value=4.24e-07,
     byte_seconds={"__and__": 1.87e-10, "__floordiv__": 9.92e-10, "__getitem__": 9.92e-10, "__rsub__": 1.17e-10,
                   "__setitem__": 9.92e-10, "__xor__": 6.73e-11, "abs": 9.08e-10, "add": 9.59e-10, "addmm": 9.92e-10,

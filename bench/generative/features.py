@@ -1,6 +1,7 @@
 """The feature network of the FID-like scores: a small MNIST CNN classifier, trained once and cached with a checksum.
 
-Scores depend on the extractor and its layer (REFERENCE.md §4), so both are named in every output row:
+Scores depend on the extractor and its layer (a small MNIST classifier stands in for Inception, as in TF-GAN's
+`mnist_frechet_distance`; docs/generative.md, Scores), so both are named in every output row:
 features are the 128 ReLU activations of the penultimate layer, `FEATURE_LAYER`.
 """
 
@@ -11,7 +12,6 @@ import hashlib
 import inspect
 import io
 import json
-import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ..files import write_atomic
 from .data import Digits, NUM_CLASSES
 
 FEATURE_LAYER = "fc1"  # 128-d, after ReLU
@@ -103,16 +104,6 @@ def sha256_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write a temporary file beside `path` and rename it over `path`: a reader sees the old file or the new one."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with temporary.open("wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
-
-
 def read_cache(weights: Path, info: Path, identity: dict) -> tuple[dict, float] | None:
     """The cached state dict and test accuracy, or None (saying why on stderr) when the cache cannot be used."""
     if not info.exists() and not weights.exists():
@@ -156,9 +147,9 @@ def load_or_train(spec: ClassifierSpec, cache: Path, train: Digits, test: Digits
     torch.save(classifier.state_dict(), buffer)
     try:
         cache.mkdir(parents=True, exist_ok=True)
-        write_atomically(weights, buffer.getvalue())
+        write_atomic(weights, buffer.getvalue())
         meta = {"identity": identity, "sha256": sha256_of(buffer.getvalue()), "test_accuracy": accuracy}
-        write_atomically(info, json.dumps(meta, indent=1).encode())
+        write_atomic(info, json.dumps(meta, indent=1).encode())
     except OSError as error:
         raise ValueError(f"cannot write the feature classifier cache {cache} ({error.strerror}); "
                          "pass --classifier-cache DIR with a writable folder") from None

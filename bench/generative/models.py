@@ -1,4 +1,4 @@
-"""The generative models, registered by name: FOKR, the Fourier-net generator, VAE and CVAE (REFERENCE.md §2).
+"""The generative models, registered by name: FOKR, the Fourier-net generator, VAE and CVAE (docs/generative.md).
 
 Every model maps a latent z (and, if conditional, a label) to 28 x 28 images through `decode`, draws latents from
 its prior with `prior`, and trains through `loss(images, labels, index)`; sampling and interpolation are the same
@@ -23,6 +23,8 @@ from torch.func import functional_call, vmap
 
 from fitbench import representations
 from fitbench.representations.fnet import MAX_WIDTH, FourierLayer
+
+from ..registry import Registry
 from fitbench.representations.rbf import RBFBasis
 
 from .data import NUM_CLASSES, SIDE
@@ -120,7 +122,7 @@ def reparameterise(mean: Tensor, logvar: Tensor) -> Tensor:
 # ---------------------------------------------------------------------------------------------------------------- FOKR
 @dataclass
 class FOKRConfig(ModelConfig):
-    """FOKR as its source wrote it (REFERENCE.md §2)."""
+    """FOKR as its source wrote it: the 2D MNIST FOKR code after Iwayama et al., J. Chem. Inf. Model. 2022."""
 
     latent_dim: int = bounded(8, low=1)
     grid: int = bounded(14, low=2)  # 14 x 14 RBF centres; even: the deconvolution doubles a grid/2 map
@@ -213,7 +215,7 @@ class FOKR(GenerativeModel):
 # -------------------------------------------------------------------------------------------------- Fourier-net generator
 @dataclass
 class FourierGeneratorConfig(ModelConfig):
-    """The Fourier-net generator with the thesis's layer (REFERENCE.md §2)."""
+    """The Fourier-net generator of the deep-fourier-net thesis, with the thesis's Fourier layer."""
 
     latent_dim: int = bounded(35, low=1)
     width: int = bounded(6, low=1, high=MAX_WIDTH)  # of the generated fnet (2^width terms per hidden layer)
@@ -315,7 +317,8 @@ class VAEConfig(ModelConfig):
 
 
 class VAE(GenerativeModel):
-    """The conv VAE of REFERENCE.md; with `conditional`, the one-hot label joins the encoder input and the decoder input."""
+    """The conv VAE of the MNIST VAE/CVAE project the suite follows (docs/generative.md, Models); with `conditional`,
+    the one-hot label joins the encoder input and the decoder input."""
 
     def __init__(self, config: VAEConfig, conditional: bool = False):
         super().__init__()
@@ -351,34 +354,32 @@ class ModelEntry:
 
 
 
-MODELS: dict[str, ModelEntry] = {
-    e.name: e
-    for e in [
-        ModelEntry("fokr", FOKRConfig, FOKR, AS_WRITTEN, "REFERENCE.md §2 (FOKR)",
-                   "FOKR: deconv β(label, z) on a fixed 14x14 Gaussian RBF grid (ℓ = 0.2), + mean field"),
-        ModelEntry("fokr_best", FOKRBestConfig, FOKR, BEST_IN_FAMILY,
-                   "FOKR with both changes (finer Φ, image encoder), against each alone on the validation split of "
-                   "MNIST train (docs/generative.md, 'Best in family')",
-                   "FOKR with a 28x28 RBF grid and an image encoder for z (an RBF-decoder conditional VAE)"),
-        ModelEntry("fourier_net", FourierGeneratorConfig, FourierNetGenerator, AS_WRITTEN,
-                   "REFERENCE.md §2 (Fourier-net generator) and §1 (the thesis's layer); latent init and lr: "
-                   "FourierGeneratorConfig",
-                   "auto-decoded latent -> all coefficients of a thesis-layer fnet evaluated on the pixel grid"),
-        ModelEntry("fourier_net_best", FourierNetFittedLayerConfig, FourierNetGenerator, BEST_IN_FAMILY,
-                   "the fitted fnet layer (representations/fnet.py), against the thesis's on the validation split "
-                   "of MNIST train (docs/generative.md, 'Best in family')",
-                   "the Fourier-net generator with the fitted fnet layer (hidden frequency 1/16, mean terms)"),
-        ModelEntry("vae", VAEConfig, VAE, AS_WRITTEN, "REFERENCE.md §2 (VAE)", "conv VAE, BCE + KLD"),
-        ModelEntry("cvae", VAEConfig, lambda config: VAE(config, conditional=True), AS_WRITTEN,
-                   "REFERENCE.md §2 (CVAE)", "conditional conv VAE"),
-    ]
-}
+MODELS: Registry[ModelEntry] = Registry("generative model")
+for _entry in [
+    ModelEntry("fokr", FOKRConfig, FOKR, AS_WRITTEN,
+               "the 2D MNIST FOKR code after Iwayama et al., J. Chem. Inf. Model. 2022",
+               "FOKR: deconv β(label, z) on a fixed 14x14 Gaussian RBF grid (ℓ = 0.2), + mean field"),
+    ModelEntry("fokr_best", FOKRBestConfig, FOKR, BEST_IN_FAMILY,
+               "FOKR with both changes (finer Φ, image encoder), against each alone on the validation split of "
+               "MNIST train (docs/generative.md, 'Best in family')",
+               "FOKR with a 28x28 RBF grid and an image encoder for z (an RBF-decoder conditional VAE)"),
+    ModelEntry("fourier_net", FourierGeneratorConfig, FourierNetGenerator, AS_WRITTEN,
+               "the deep-fourier-net thesis (its Fourier-net generator and Fourier layer); latent init and lr: "
+               "FourierGeneratorConfig",
+               "auto-decoded latent -> all coefficients of a thesis-layer fnet evaluated on the pixel grid"),
+    ModelEntry("fourier_net_best", FourierNetFittedLayerConfig, FourierNetGenerator, BEST_IN_FAMILY,
+               "the fitted fnet layer (representations/fnet.py), against the thesis's on the validation split "
+               "of MNIST train (docs/generative.md, 'Best in family')",
+               "the Fourier-net generator with the fitted fnet layer (hidden frequency 1/16, mean terms)"),
+    ModelEntry("vae", VAEConfig, VAE, AS_WRITTEN, "the MNIST VAE/CVAE project's conv VAE", "conv VAE, BCE + KLD"),
+    ModelEntry("cvae", VAEConfig, lambda config: VAE(config, conditional=True), AS_WRITTEN,
+               "the MNIST VAE/CVAE project's conditional VAE", "conditional conv VAE"),
+]:
+    MODELS.register(_entry.name, _entry)
 
 
 def get_model_entry(name: str) -> ModelEntry:
-    if name not in MODELS:
-        raise ValueError(f"unknown generative model {name!r}; choose from: {', '.join(MODELS)}")
-    return MODELS[name]
+    return MODELS.lookup(name)
 
 
 def make_model_config(name: str, **overrides: Any) -> ModelConfig:

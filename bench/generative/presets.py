@@ -8,14 +8,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ..presets import PresetBase
 from .budget import Budget
 from .features import ClassifierSpec
 
 
 @dataclass(frozen=True)
-class GenerativePreset:
-    name: str
-    description: str
+class GenerativePreset(PresetBase):
     train_count: int | None  # generator training images (data.TrainingSplits); None: all 60,000
     budget: Budget  # the same for every model
     n_samples: int  # generated images scored per model and real images they are scored against (a multiple of 10)

@@ -12,6 +12,7 @@ from typing import Callable
 
 import torch
 
+from ..hardware import synchronize
 from .budget import Budget
 from .data import Digits
 from .models import GenerativeModel, build_model, make_model_config
@@ -60,8 +61,7 @@ def train(model: GenerativeModel, data: Digits, budget: Budget, on_step: StepCal
             on_step(step, loss.item())
         if clock and clock() - start >= budget.amount:
             break
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(torch.device(device))
     seconds, cpu_seconds = time.perf_counter() - start_wall, time.process_time() - start_cpu
     model.eval()
     logs = {**logs, **model.after_training()}

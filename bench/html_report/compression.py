@@ -17,13 +17,13 @@ from pathlib import Path
 import matplotlib.ticker
 import pandas as pd
 
+from ..compression.codecs import ANCHOR  # the codec every BD-rate is measured against
 from ..figures import plt
 from ..records import RecordLog
 from .files import ReportFiles
 from .markup import Section, csv_table, details, figure, frame_table, image, note
 from .plots import colours
 
-ANCHOR = "jpeg"  # the codec every BD-rate is measured against
 TABLES = {  # the suite's tables, in the order a reader wants them
     "bd.csv": ("BD-rate (bits saved, negative is better) and BD-PSNR of each method against JPEG, per image on "
                "Pareto fronts, averaged over images; empty where the curves do not overlap."),

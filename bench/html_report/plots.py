@@ -10,6 +10,8 @@ import matplotlib.colors
 import numpy as np
 from PIL import Image
 
+from fitbench.datasets.image_io import to_uint8
+
 from ..figures import ERROR_RANGE, plt
 
 ERROR_COLOURMAP = "inferno"
@@ -25,8 +27,8 @@ def colours(names: Iterable[str]) -> dict[str, tuple]:
 def error_map(reconstruction: np.ndarray, truth: np.ndarray) -> Image.Image:
     """Mean |error| over channels on the suite's fixed scale, as a 256-colour palette image (a third of RGB's bytes)."""
     error = np.abs(reconstruction.astype(np.float32) - truth.astype(np.float32)).mean(axis=2) / 255
-    levels = (np.clip(error / ERROR_RANGE, 0, 1) * 255 + 0.5).astype(np.uint8)
-    palette = (plt.get_cmap(ERROR_COLOURMAP)(np.arange(256) / 255)[:, :3] * 255 + 0.5).astype(np.uint8)
+    levels = to_uint8(error / ERROR_RANGE)
+    palette = to_uint8(plt.get_cmap(ERROR_COLOURMAP)(np.arange(256) / 255)[:, :3])  # colours are already in [0, 1]
     picture = Image.fromarray(levels).convert("P")  # index = level; the palette below colours it
     picture.putpalette(palette.tobytes())
     return picture

@@ -3,7 +3,7 @@
 `python run_bench.py --suite ci` fits every registered representation (and the interpolation references) on the
 built-in images at the fixed `ci` preset, and writes each representation's fit as a compression stream; it
 compares each measured value (test PSNR; the stream's bits per pixel and its PSNR gap to JPEG at matched rate)
-with its threshold in `results/reference/ci_thresholds.json`, prints the table and exits 1 naming every
+with its threshold in the shipped `bench/reference/ci_thresholds.json` (package data), prints the table and exits 1 naming every
 regression.
 
 The same fit rounds differently on another CPU or thread count (ATen's vectorised kernels, MKL's GEMM code branch
@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import functools
-import hashlib
 import json
 import math
 import os
@@ -33,8 +32,7 @@ from typing import Any, Callable
 
 import torch
 
-import fitbench
-from fitbench import datasets, representations
+from fitbench import representations
 
 from ..compression.bitstream import VERSION as STREAM_VERSION
 from ..compression.codecs import JPEG
@@ -42,18 +40,20 @@ from ..compression.report import matched_table, points_table
 from ..compression.runs import CodecRun, RepresentationRun
 from ..engine import resolve_device
 from ..executor import execute_pending
+from ..files import write_atomic
 from ..hardware import torch_threads
 from ..interpolation import INTERPOLATIONS
-from ..options import SuiteOptions
+from ..options import SuiteOptions, option
 from ..paths import inside
+from ..planning import FitOptions, load_preset_images, plan_fits, selected_representations
+from ..provenance import source_fingerprint
 from ..presets import Preset
 from ..records import RecordLog, records_of, run_key
 from ..runs import FitRun, execute_fit
 from . import register_suite
-from .fitting import load_preset_images, plan_fits, selected_representations
 
-REPOSITORY = Path(__file__).resolve().parents[2]
-DEFAULT_THRESHOLDS = REPOSITORY / "results" / "reference" / "ci_thresholds.json"
+from ..reference_data import CI_THRESHOLDS_FILE  # the shipped thresholds (package data)
+DEFAULT_THRESHOLDS = CI_THRESHOLDS_FILE
 
 # Tiny networks at 64^2 for 300 steps: about 1 s a fit on one core. Each representation's "tiny" size class
 # (declared in its own file) sets its networks, so a new representation is checked with no edit here; the
@@ -70,7 +70,8 @@ STREAM = {"protocol": "full", "quantizer": "q8", "qat_steps": 30, "coder": "best
 @dataclass(frozen=True)
 class KernelPath:
     """One way this machine can compute the same fit, as another CPU would: ATen's vectorised kernels for
-    `capability` (ATEN_CPU_CAPABILITY; a request above the CPU's falls back to its best), MKL's generic GEMM code
+    `capability` (ATEN_CPU_CAPABILITY; torch does not check a request against the CPU, so a capability above the
+    CPU's best is never run: its kernels would die on an illegal instruction), MKL's generic GEMM code
     branch instead of the one it picks for this CPU (MKL_CBWR=COMPATIBLE), and `threads` torch threads."""
 
     capability: str  # an ATEN_CPU_CAPABILITY value
@@ -209,10 +210,7 @@ class ThresholdFile:
                 "configuration": self.configuration, "kernel_paths": self.kernel_paths, "margin_rules": rules,
                 "thresholds": [dataclasses.asdict(t) for t in sorted(self.thresholds, key=lambda t: t.name)],
                 "unchecked": [dataclasses.asdict(u) for u in sorted(self.unchecked, key=lambda u: u.name)]}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(path.name + ".tmp")
-        temporary.write_text(json.dumps(data, indent=1) + "\n")
-        os.replace(temporary, path)
+        write_atomic(path, json.dumps(data, indent=1) + "\n")
 
 
 @dataclass(frozen=True)
@@ -237,15 +235,19 @@ class CiRun:
         return self.run.steps
 
 
-def add_arguments(group) -> None:
-    group.add_argument("--thresholds", type=Path, default=DEFAULT_THRESHOLDS,
-                       help="ci: the thresholds file (default: results/reference/ci_thresholds.json)")
-    group.add_argument("--update-thresholds", action="store_true",
-                       help="ci: rewrite the thresholds file: run the configuration under each kernel path of this "
-                       "machine (bench/suites/ci.py KERNEL_PATHS; a few minutes) and set each margin from the spread")
-    group.add_argument("--measure-only", action="store_true",
-                       help="ci: run the configuration and write OUT/ci/measured.json without comparing (what "
-                       "--update-thresholds runs under each kernel path)")
+@dataclass(frozen=True)
+class CiOptions:
+    thresholds: Path = option(DEFAULT_THRESHOLDS, "the thresholds file (default: the shipped ci_thresholds.json)")
+    update_thresholds: bool = option(False, "rewrite the thresholds file: run the configuration under each kernel "
+                                     "path of this machine (bench/suites/ci.py KERNEL_PATHS; a few minutes) and set "
+                                     "each margin from the spread")
+    measure_only: bool = option(False, "run the configuration and write OUT/ci/measured.json without comparing (what "
+                                "--update-thresholds runs under each kernel path)")
+
+    def __post_init__(self) -> None:
+        if self.measure_only and self.update_thresholds:
+            raise ValueError("--measure-only and --update-thresholds: choose one (--update-thresholds runs "
+                             "--measure-only under each kernel path)")
 
 
 def configuration() -> dict:
@@ -260,12 +262,8 @@ def settings_of(representation: str) -> dict:
 
 
 def code_fingerprint() -> str:
-    """A hash of the installed fitbench sources and the torch version."""
-    digest = hashlib.sha1(torch.__version__.encode())
-    roots = [Path(module.__file__).parent for module in (fitbench, representations, datasets)]
-    for path in sorted(p for root in roots for p in root.rglob("*.py")):
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
+    """The installed fitbench sources and the torch version: a record measured by other code is measured again."""
+    return f"{source_fingerprint()}+torch-{torch.__version__}"
 
 
 def plan_compression(options: SuiteOptions, image_set: str, images: list) -> list:
@@ -341,7 +339,7 @@ class Measurement:
 
     def save(self, path: Path) -> None:
         rows = [[*identity, value] for identity, value in sorted(self.values.items())]
-        path.write_text(json.dumps({"kernel": self.kernel, "values": rows}, indent=0) + "\n")
+        write_atomic(path, json.dumps({"kernel": self.kernel, "values": rows}, indent=0) + "\n")
 
     @classmethod
     def load(cls, path: Path) -> "Measurement":
@@ -362,7 +360,7 @@ def measure_here(options: SuiteOptions, threads: int) -> tuple[dict[Identity, fl
         image_set, images = load_preset_images(options, CI_PRESET)
         code, kernel = code_fingerprint(), kernel_identity(threads)
         runs = {"fitting": [CiRun(fit, code, kernel)
-                            for fit in plan_fits(options, CI_PRESET, image_set, images, PROTOCOL)],
+                            for fit in plan_fits(options, CI_PRESET, image_set, images, FitOptions(PROTOCOL))],
                 "compression": [CiRun(run, code, kernel) for run in plan_compression(options, image_set, images)]}
         for suite, planned_runs in runs.items():
             execute_pending(planned_runs, logs[suite], execute_ci_run)
@@ -371,17 +369,27 @@ def measure_here(options: SuiteOptions, threads: int) -> tuple[dict[Identity, fl
     return measured, {(run.run.representation, run.run.image.name) for run in runs["fitting"]}
 
 
+CAPABILITY_ORDER = ("DEFAULT", "AVX2", "AVX512")  # torch's names, in the order each includes the one before
+
+
 def distinct_kernel_paths() -> list[KernelPath]:
-    """KERNEL_PATHS less those that compute exactly as an earlier one here: a capability above this CPU's best
-    falls back to it (torch reports what it chose, asked in a fresh process each)."""
+    """KERNEL_PATHS less those this CPU cannot run (a capability above its best: ATen takes the request on trust,
+    and an AVX-512 kernel on a CPU without it dies of SIGILL) and those that compute exactly as an earlier one
+    (torch says what it chose, asked in a fresh process each)."""
     probe = "import torch; print(torch.backends.cpu.get_cpu_capability())"
+    ask = lambda environment: subprocess.run([sys.executable, "-c", probe], env=environment, capture_output=True,  # noqa: E731
+                                             text=True, check=True).stdout.strip()
+    best = ask({name: value for name, value in os.environ.items() if name != "ATEN_CPU_CAPABILITY"})
     resolved, seen, distinct = {}, set(), []
     for path in KERNEL_PATHS:
         environment = tuple(sorted(path.environment().items()))
         if environment not in resolved:
-            resolved[environment] = subprocess.run([sys.executable, "-c", probe], env=environment_for(path),
-                                                   capture_output=True, text=True, check=True).stdout.strip()
-        if (computes_as := (resolved[environment], path.generic_gemm, path.threads)) not in seen:
+            resolved[environment] = ask(environment_for(path))
+        chosen = resolved[environment]
+        if chosen in CAPABILITY_ORDER and best in CAPABILITY_ORDER and (
+                CAPABILITY_ORDER.index(chosen) > CAPABILITY_ORDER.index(best)):
+            continue
+        if (computes_as := (chosen, path.generic_gemm, path.threads)) not in seen:
             seen.add(computes_as)
             distinct.append(path)
     return distinct
@@ -397,7 +405,7 @@ def environment_for(path: KernelPath) -> dict[str, str]:
 def measure_under(path: KernelPath, options: SuiteOptions, out: Path) -> Measurement:
     """The configuration (narrowed as `options` narrow it) run with `--measure-only` in a fresh Python process on
     `path`'s kernels, writing under `out`: the variables take effect only when torch loads."""
-    arguments = ["--suite", "ci", "--measure-only", "--out", out, "--threads-per-fit", path.threads,
+    arguments = ["ci", "--measure-only", "--out", out, "--threads-per-fit", path.threads,
                  "--device", options.device, *(["--fresh"] if options.fresh else [])]
     for flag, value in (("--reps", ",".join(options.representations or [])), ("--max-images", options.max_images),
                         ("--data-root", options.data_root)):
@@ -532,29 +540,29 @@ def print_table(rows: list[list]) -> None:
             print("  ".join("-" * width for width in widths))
 
 
-@register_suite("ci", "regression check: a small deterministic fit of every representation against "
-                "results/reference/ci_thresholds.json; exit 1 on a regression", add_arguments)
+@register_suite("ci", "regression check: a small deterministic fit of every representation against the shipped "
+                "ci_thresholds.json; exit 1 on a regression",
+                common=("representations", "images", "data", "device", "executor", "records"), options=CiOptions)
 def run_ci(options: SuiteOptions) -> int:
-    fixed = {"--steps": options.steps, "--size": options.size, "--seeds": options.seeds, "--images": options.images,
-             "--set": options.settings or None, "--cpus-per-fit": getattr(options.args, "cpus_per_fit", None),
-             # float32 throughout: bf16 would hand the matmuls to AMX or AVX512-BF16 where a CPU has them
-             "--precision": None if getattr(options.args, "precision", "fp32") == "fp32" else options.args.precision,
-             "--compile": getattr(options.args, "compile", None) or None}
+    own: CiOptions = options.own_or(CiOptions)
+    # --steps, --seeds, --precision and --compile are not ci flags at all (float32 throughout: bf16 would hand
+    # the matmuls to AMX or AVX512-BF16 where a CPU has them); these come with groups ci takes for --reps and
+    # --max-images.
+    fixed = {"--size": options.size, "--images": options.images,
+             "--cpus-per-fit": options.executor.cpus_per_fit if options.executor.kind == "ray" and
+             options.executor.cpus_per_fit != 1.0 else None}
     if given := [flag for flag, value in fixed.items() if value is not None]:
         raise ValueError(f"the ci suite runs a fixed configuration; drop {', '.join(given)} "
                          "(only --reps and --max-images narrow it)")
-    path: Path = options.args.thresholds
+    path: Path = own.thresholds
     threads = options.executor.threads_per_fit or 1  # the thresholds hold at 1 and 2 (KERNEL_PATHS)
-    if options.args.measure_only:
-        if options.args.update_thresholds:
-            raise ValueError("--measure-only and --update-thresholds: choose one (--update-thresholds runs "
-                             "--measure-only under each kernel path)")
+    if own.measure_only:
         measured, _ = measure_here(options, threads)
         measurement = Measurement(kernel_identity(threads), measured)
         measurement.save(inside(options.suite_dir("ci"), Path("measured.json")))
         print(f"ci: {len(measured)} values measured on {measurement.kernel}: {options.suite_dir('ci')}/measured.json")
         return 0 if None not in measured.values() else 1
-    if options.args.update_thresholds:
+    if own.update_thresholds:
         return update_thresholds(options, path)
     stored = ThresholdFile.load(path)
     if stored.configuration != configuration():

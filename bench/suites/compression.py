@@ -31,14 +31,14 @@ from ..compression.runs import CodecRun, CompressionRecord, RepresentationRun
 from ..engine import resolve_device
 from ..executor import execute_pending, report_failures
 from ..hardware import torch_threads
-from ..options import SuiteOptions
+from ..options import SuiteOptions, option
 from ..paths import inside, safe_name
+from ..planning import load_preset_images, selected_representations
 from ..presets import Preset, get_preset
 from ..progress import show_plan
 from ..records import RecordLog, records_of
 from ..runs import FitRun
 from . import register_suite
-from .fitting import load_preset_images, selected_representations
 
 
 @dataclass(frozen=True)
@@ -85,35 +85,38 @@ COMPRESSION_PRESETS: dict[str, CompressionPreset] = {
 }
 
 
-def add_arguments(group) -> None:
-    group.add_argument("--quantizers", help="comma-separated: fp32, fp16, qK (uniform K-bit per tensor) or qKc "
-                       "(per channel), K = 4..12 (default: the preset's)")
-    group.add_argument("--qat-steps", type=int, help="quantization-aware fine-tune steps per quantizer (default: "
-                       "the preset's)")
-    group.add_argument("--coder", choices=CODER_CHOICES, default="best",
-                       help="entropy coder of the streams (default: best = the smallest of raw, zlib, lzma and, "
-                       "for qK/qKc, ans: an arithmetic coder with a fitted model per tensor)")
-    group.add_argument("--decode", type=Path, metavar="FILE",
-                       help="decode a compression stream: print its header, write its reconstruction to "
-                       "OUT/compression/decoded/FILE.png, and exit")
-    group.add_argument("--decode-seconds", type=float, default=MAX_DECODE_SECONDS, metavar="S",
-                       help="refuse a stream whose decode is estimated above S seconds on the reference machine "
-                       f"(default {MAX_DECODE_SECONDS:g}); raise it only for a stream you trust")
+@dataclass(frozen=True)
+class CompressionOptions:
+    quantizers: str | None = option(None, "comma-separated: fp32, fp16, qK (uniform K-bit per tensor) or qKc (per "
+                                    "channel), K = 4..12 (default: the preset's)")
+    qat_steps: int | None = option(None, "quantization-aware fine-tune steps per quantizer (default: the preset's)")
+    coder: str = option("best", "entropy coder of the streams (default: best = the smallest of raw, zlib, lzma and, "
+                        "for qK/qKc, ans: an arithmetic coder with a fitted model per tensor)", choices=CODER_CHOICES)
+    decode: Path | None = option(None, "decode a compression stream: print its header, write its reconstruction to "
+                                 "OUT/compression/decoded/FILE.png, and exit", metavar="FILE")
+    decode_seconds: float = option(MAX_DECODE_SECONDS, "refuse a stream whose decode is estimated above S seconds on "
+                                   f"the reference machine (default {MAX_DECODE_SECONDS:g}); raise it only for a "
+                                   "stream you trust", metavar="S")
+
+    def __post_init__(self) -> None:
+        if self.qat_steps is not None and self.qat_steps < 0:
+            raise ValueError(f"--qat-steps must be at least 0, got {self.qat_steps}")
+        for spec in self.quantizer_list(()):
+            parse_quantizer(spec)  # fail on a bad --quantizers before any fit starts
+
+    def quantizer_list(self, preset_default: tuple[str, ...]) -> tuple[str, ...]:
+        text = self.quantizers or ",".join(preset_default)
+        return tuple(q.strip() for q in text.split(",") if q.strip())
 
 
 def plan_runs(options: SuiteOptions, preset: CompressionPreset, image_set: str, images: list[ImageSample]) -> list:
-    quantizers = tuple(q.strip() for q in (getattr(options.args, "quantizers", None) or ",".join(preset.quantizers))
-                       .split(",") if q.strip())
-    for spec in quantizers:
-        parse_quantizer(spec)  # fail on a bad --quantizers before any fit starts
-    qat_steps = getattr(options.args, "qat_steps", None)
-    qat_steps = preset.qat_steps if qat_steps is None else qat_steps
-    if qat_steps < 0:
-        raise ValueError(f"--qat-steps must be at least 0, got {qat_steps}")
+    own: CompressionOptions = options.own_or(CompressionOptions)
+    quantizers = own.quantizer_list(preset.quantizers)
+    qat_steps = preset.qat_steps if own.qat_steps is None else own.qat_steps
     device = str(resolve_device(options.device))
     steps = options.steps or preset.steps
     pixels = images[0].pixels.shape[0] * images[0].pixels.shape[1]  # one ladder for every image (Kodak: one size)
-    coder = getattr(options.args, "coder", "best")
+    coder = own.coder
     rungs = {}
     for name in selected_representations(options):
         base = recipe_settings(name, preset, options.settings.get(name, {}))
@@ -162,13 +165,15 @@ def full_size_images(images: list[ImageSample]) -> list[ImageSample]:
 
 
 @register_suite("compression", "write fitted representations as real bitstreams; rate-distortion against JPEG/WebP",
-                add_arguments)
+                common=("preset", "representations", "settings", "images", "data", "steps", "device", "executor",
+                        "records", "tracking", "dry_run"),
+                options=CompressionOptions, presets=COMPRESSION_PRESETS, default_preset="standard")
 def run_compression(options: SuiteOptions) -> int:
-    if getattr(options.args, "decode", None):
-        if getattr(options.args, "dry_run", False):
+    own: CompressionOptions = options.own_or(CompressionOptions)
+    if own.decode:
+        if options.dry_run:
             raise ValueError("--dry-run shows the plan of fits, and --decode fits nothing; drop one of them")
-        return decode_file(options.args.decode, options.suite_dir("compression"),
-                           getattr(options.args, "decode_seconds", MAX_DECODE_SECONDS))
+        return decode_file(own.decode, options.suite_dir("compression"), own.decode_seconds)
     preset = get_preset(options.preset, COMPRESSION_PRESETS)
     image_set, images = load_preset_images(options, preset)
     if preset.full_size and options.size is None:
@@ -180,7 +185,7 @@ def run_compression(options: SuiteOptions) -> int:
     # gives; on the shared 2-core machine one thread fitted 3-7x faster per step than two (docs/compression.md).
     threads = torch_threads(1) if resolve_device(options.device).type == "cpu" else nullcontext()
     execute = lambda run, on_step: run.execute(on_step)  # noqa: E731
-    if getattr(options.args, "dry_run", False):
+    if options.dry_run:
         with threads:
             return show_plan(runs, log, execute, options, heading=[
                 f"preset {preset.name}: each representation sized for {', '.join(map(str, preset.targets_bpp))} "

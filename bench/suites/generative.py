@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -17,7 +18,7 @@ from ..generative.features import load_or_train
 from ..generative.models import MODELS, get_model_entry, make_model_config
 from ..generative.presets import GENERATIVE_PRESETS, GenerativePreset
 from ..generative.runs import REFERENCES, GenerativeRun, ScoringContext, execute_generative, keep_artifacts
-from ..options import SuiteOptions
+from ..options import SuiteOptions, option
 from ..presets import get_preset
 from ..records import RecordLog, records_of
 from . import register_suite
@@ -31,20 +32,20 @@ SHOWN = ["model", "form", "kind", "budget", "epochs", "steps", "train_seconds", 
          "precision", "recall", "class_acc"]
 
 
-def add_arguments(group) -> None:
-    group.add_argument("--models", help=f"generative: comma-separated models (default: all: {', '.join(MODELS)})")
-    group.add_argument("--budget", metavar="KIND=AMOUNT",
-                       help="generative: every model's training budget (default: the preset's): "
-                       + "; ".join(f"{kind}=N: {meaning}" for kind, meaning in KINDS.items()))
-    group.add_argument("--validation", action="store_true",
-                       help="generative: score against a held-out validation split of MNIST train instead of the "
-                       "test set; for choosing settings (never choose them on the test set)")
-    group.add_argument("--classifier-cache", type=Path,
-                       help="generative: folder of the cached feature classifier (default: ~/.cache/fitbench/classifiers)")
+@dataclass(frozen=True)
+class GenerativeOptions:
+    models: str | None = option(None, f"comma-separated models (default: all: {', '.join(MODELS)})")
+    budget: str | None = option(None, "every model's training budget (default: the preset's): " + "; ".join(
+        f"{kind}=N: {meaning}" for kind, meaning in KINDS.items()), metavar="KIND=AMOUNT")
+    validation: bool = option(False, "score against a held-out validation split of MNIST train instead of the test "
+                              "set; for choosing settings (never choose them on the test set)")
+    classifier_cache: Path | None = option(None, "folder of the cached feature classifier (default: "
+                                           "~/.cache/fitbench/classifiers; not under the data root, which may be a "
+                                           "read-only shared copy of the datasets)")
 
 
 def chosen_models(options: SuiteOptions) -> list[str]:
-    text = getattr(options.args, "models", None)
+    text = options.own_or(GenerativeOptions).models
     names = [n.strip() for n in text.split(",") if n.strip()] if text else list(MODELS)
     for name in names:
         get_model_entry(name)  # raises with the valid names
@@ -71,11 +72,11 @@ def plan_runs(options: SuiteOptions, preset: GenerativePreset) -> list[Generativ
     """
     names = chosen_models(options)
     check_settings(options, names)
-    text = getattr(options.args, "budget", None)
-    budget = Budget.parse(text) if text else preset.budget
+    own: GenerativeOptions = options.own_or(GenerativeOptions)
+    budget = Budget.parse(own.budget) if own.budget else preset.budget
     device = str(resolve_device(options.device))
     budget.check_device(device)
-    scored_on = "validation" if getattr(options.args, "validation", False) else "test"
+    scored_on = "validation" if own.validation else "test"
     if scored_on == "validation" and (preset.train_count is None or preset.train_count > GENERATOR_POOL):
         raise ValueError(f"--validation: the {preset.name} preset trains on the validation images too; "
                          "use the smoke or standard preset")
@@ -96,7 +97,9 @@ def plan_runs(options: SuiteOptions, preset: GenerativePreset) -> list[Generativ
 
 
 @register_suite("generative", "train FOKR, the Fourier-net generator (each as written and at its best), VAE and "
-                "CVAE on MNIST for equal budgets; FID-like scores", add_arguments)
+                "CVAE on MNIST for equal budgets; FID-like scores",
+                common=("preset", "settings", "data", "device", "records", "tracking"), options=GenerativeOptions,
+                presets=GENERATIVE_PRESETS, default_preset="standard")
 def run_generative(options: SuiteOptions) -> int:
     preset = get_preset(options.preset, GENERATIVE_PRESETS)
     runs = plan_runs(options, preset)  # checks models and settings before any data is loaded or anything trains
@@ -107,8 +110,7 @@ def run_generative(options: SuiteOptions) -> int:
     if min(len(reference), len(splits.real_pool)) < preset.n_samples:
         raise ValueError(f"the {preset.name} preset scores {preset.n_samples} images, but there are only "
                          f"{len(reference)} {scored_on} images and {len(splits.real_pool)} for the real row")
-    # Not under the data root, which may be a read-only shared copy of the datasets.
-    cache = getattr(options.args, "classifier_cache", None) or Path.home() / ".cache" / "fitbench" / "classifiers"
+    cache = options.own_or(GenerativeOptions).classifier_cache or Path.home() / ".cache" / "fitbench" / "classifiers"
     features = load_or_train(preset.classifier, cache, splits.classifier, test_all)
     print(f"feature network: {features.description}; cached at {features.path}", file=sys.stderr)
 

@@ -3,13 +3,12 @@
 Every representation is fitted at a fitting preset's budget (default: standard) in fp32 and in bf16 on the
 FFN tuning images — never on images a preset reports — and the mean test-PSNR difference (fp32 minus bf16) with
 its 95 % interval over the images is its bf16 cost. Writes OUT/precision/runs.jsonl (resumable), cost.csv, and
-OUT/reference/bf16_cost.json, which `--precision auto` reads (bench/precision.py; with the default --out, the
-shipped results/reference/bf16_cost.json): only at the standard preset's own budget, merged per representation.
+OUT/reference/bf16_cost.json (only at the standard preset's own budget, merged per representation); copied to
+bench/reference/bf16_cost.json (package data), it is what `--precision auto` reads (bench/precision.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 from pathlib import Path
@@ -19,14 +18,15 @@ import pandas as pd
 
 from ..engine import resolve_device
 from ..executor import execute_pending, report_failures
+from ..files import write_atomic
 from ..options import SuiteOptions
+from ..planning import FitOptions, load_preset_images, plan_fits
 from ..precision import BF16_COST_FILE, BF16_TOLERANCE_DB, native_bf16
-from ..presets import get_preset
+from ..presets import FITTING_PRESETS, get_preset
 from ..provenance import commit, device_name, fitbench_version
 from ..records import RecordLog, records_of
 from ..runs import execute_fit
 from ..stats import ci_half_width
-from .fitting import load_preset_images, plan_fits
 from . import register_suite
 
 AUTO_PRESET = "standard"  # the budget --precision auto's decision is measured at
@@ -34,7 +34,10 @@ TUNING_IMAGES = (("ffn-natural", 2), ("ffn-text", 2))  # the FFN paper's tuning 
 
 
 @register_suite("precision", "bf16's test-PSNR cost per representation at the end of a fit, on tuning images; "
-                "writes the file --precision auto reads")
+                "writes the file --precision auto reads",
+                common=("preset", "representations", "settings", "images", "data", "steps", "seeds", "device", "executor",
+                        "records"),
+                presets=FITTING_PRESETS, default_preset=AUTO_PRESET)
 def run_precision(options: SuiteOptions) -> int:
     preset = get_preset(options.preset)
     if options.images:
@@ -50,9 +53,8 @@ def run_precision(options: SuiteOptions) -> int:
     for image_set, count in sets:
         _, images = load_preset_images(dataclasses.replace(options, images=image_set, max_images=count), preset)
         for precision in ("fp32", "bf16"):
-            args = argparse.Namespace(**{**vars(options.args), "precision": precision})
-            runs += plan_fits(dataclasses.replace(options, args=args, seeds=options.seeds or 1), preset, image_set,
-                              images, "alternate", with_references=False)
+            runs += plan_fits(dataclasses.replace(options, seeds=options.seeds or 1), preset, image_set, images,
+                              FitOptions(precision=precision), with_references=False)
     failed = execute_pending(runs, log, execute_fit)
     records = records_of(log.read(), {run.key for run in runs})
     table = bf16_costs(records)
@@ -102,6 +104,4 @@ def write_costs(table: pd.DataFrame, path: Path, preset: str, sets, device: str)
                                  "fp32": round(row.fp32, 4), "bf16": round(row.bf16, 4), "fits": int(row.fits),
                                  "measured_on": device, "commit": checkout} for row in table.itertuples()}},
     }
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(measured, indent=1) + "\n")
-    temporary.replace(path)  # never a half-written file for auto to read
+    write_atomic(path, json.dumps(measured, indent=1) + "\n")  # never a half-written file for auto to read

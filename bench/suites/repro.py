@@ -7,35 +7,37 @@ this reads them (docs/repro.md; scripts/gpu_repro.sh runs the lot).
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
 import pandas as pd
 
-from ..options import SuiteOptions
+from ..options import SuiteOptions, option
 from ..records import RecordLog
 from ..repro import PAPER, TEST_SETS, compare, comparison_markdown, project
 from . import register_suite
 
 
-def add_arguments(group) -> None:
-    group.add_argument("--project-within", type=float, metavar="SECONDS",
-                       help="repro: instead of the table, project the paper run's fitting time from short probe fits "
-                       "in OUT/fitting (each batch's steady step time x the paper's steps, for both test sets); "
-                       "exit 3 if it exceeds SECONDS")
+@dataclass(frozen=True)
+class ReproOptions:
+    project_within: float | None = option(None, "instead of the table, project the paper run's fitting time from "
+                                          "short probe fits in OUT/fitting (each batch's steady step time x the "
+                                          "paper's steps, for both test sets); exit 3 if it exceeds SECONDS",
+                                          metavar="SECONDS")
 
 
 @register_suite("repro", "the FFN paper's 2D image-regression table: the paper-preset fits in OUT/fitting beside the "
-                "published figures (fits nothing itself)", add_arguments)
+                "published figures (fits nothing itself)", common=("representations",), options=ReproOptions)
 def run_repro(options: SuiteOptions) -> int:
     records = RecordLog(options.suite_dir("fitting") / "runs.jsonl").read()
     if options.representations:
         records = [r for r in records if r["representation"] in options.representations]
-    limit = getattr(options.args, "project_within", None)
+    limit = options.own_or(ReproOptions).project_within
     if limit is not None:
         return print_projection(records, limit, options.representations)
     rows = compare(records)
     if not rows:
         raise ValueError(f"no finished paper-preset fits of {' or '.join(TEST_SETS.values())} in "
-                         f"{options.suite_dir('fitting') / 'runs.jsonl'}; run `python run_bench.py --suite fitting "
+                         f"{options.suite_dir('fitting') / 'runs.jsonl'}; run `python run_bench.py fitting "
                          f"--preset paper --images ffn-natural-test --reps relu_mlp,basic,positional,fourier_features "
                          f"--out {options.out}` (and ffn-text-test) first")
     table = comparison_markdown(rows)

@@ -13,7 +13,7 @@ import resource
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -27,16 +27,16 @@ from fitbench import representations
 
 from .. import metrics
 from ..batched import can_batch, fit_batch
-from ..engine import (FitConfig, PixelLoss, capturable_config, fit_image, reconstruct, resolve_device, train,
-                      training_pixels)
+from ..engine import (FitConfig, PixelLoss, TrainingClock, capturable_config, fit_image, reconstruct,
+                      resolve_device, train, training_pixels)
 from ..flops import training_step_flops
 from ..hardware import heap_in_use, matmul_peak, memory_bandwidth
-from ..options import SuiteOptions
+from ..options import SuiteOptions, option
+from ..planning import load_preset_images
 from ..precision import choose_precision, native_bf16
 from ..presets import Preset, get_preset
-from ..protocol import coordinate_grid, make_split
+from ..protocol import coordinate_grid, make_split, training_grid
 from ..step_breakdown import PARTS, StepBreakdown, breakdown
-from .fitting import load_preset_images
 from . import register_suite
 
 DEFAULT_REPRESENTATIONS = ("siren", "fourier_features", "relu_mlp")  # the loops' standard comparison
@@ -58,7 +58,8 @@ SPEED_PRESETS = {p.name: p for p in [
     SpeedPreset("smoke", "CI: tiny images and networks, seconds", size=32, steps=20, seeds=1, image_set="builtin",
                 max_images=1, size_class="tiny",
                 reference_seconds=1.0, eval_every=5, target_psnr=8.0, batch_images=3, batch_size=16, batch_steps=5),
-    SpeedPreset("standard", "the issue's size: 512^2 image (65,536 training pixels), width 256, depth 3",
+    SpeedPreset("standard", "512^2 image (65,536 training pixels), width 256, depth 3: the size of docs/speed.md's "
+                "figures",
                 size=512, steps=100, seeds=1, image_set="builtin", max_images=1,
                 overrides={"siren": {"depth": 3}},  # the others' defaults are 3 hidden x 256 already
                 reference_seconds=60.0,
@@ -124,28 +125,6 @@ class PeakMemory:
         self.megabytes = max(self.peak - self.base, 0) / 2**20
 
 
-@dataclass
-class Clock:
-    """Training time with test evaluations cut out, and when the target PSNR was first reached."""
-
-    target: float
-    start: float = field(default_factory=time.perf_counter)
-    paused: float = 0.0
-    reached: float | None = None
-    psnr: float = float("nan")
-
-    def check(self, evaluate: Callable[[], float]) -> None:
-        began = time.perf_counter()
-        self.psnr = evaluate()
-        if self.reached is None and self.psnr >= self.target:
-            self.reached = began - self.start - self.paused
-        self.paused += time.perf_counter() - began
-
-    @property
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.start - self.paused
-
-
 def settings_for(name: str, preset: SpeedPreset, options: SuiteOptions) -> tuple[dict, float]:
     """Config overrides of `name` (the preset's, then --set) and its learning rate."""
     overrides = {**preset.overrides_for(name), **options.settings.get(name, {})}
@@ -157,32 +136,32 @@ def test_psnr(model, image: np.ndarray, split, device) -> float:
     return metrics.psnr(image[split.test], full[split.test])
 
 
-def reference_loop(model, image, split, lr, device, preset: SpeedPreset) -> tuple[int, Clock, float]:
+def reference_loop(model, image, split, lr, device, preset: SpeedPreset) -> tuple[int, TrainingClock, float]:
     """The original scripts' style: shuffled minibatches of 256 pixels from a DataLoader, test PSNR per epoch."""
     coords, values = training_pixels(image, split, torch.device("cpu"))
     loader = DataLoader(TensorDataset(coords, values), batch_size=REFERENCE_BATCH, shuffle=True,
                         generator=torch.Generator().manual_seed(0))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    clock, steps, first = Clock(preset.target_psnr), 0, 0.0
-    while clock.elapsed < preset.reference_seconds:
+    clock, steps, first = TrainingClock(target=preset.target_psnr), 0, 0.0
+    while clock.elapsed() < preset.reference_seconds:
         for x, y in loader:
             optimizer.zero_grad()
             loss = torch.mean((model(x.to(device)) - y.to(device)) ** 2)
             loss.backward()
             optimizer.step()
             steps += 1
-            first = first or clock.elapsed
+            first = first or clock.elapsed()
         clock.check(lambda: test_psnr(model, image, split, device))
         if clock.reached is not None:
             break
     return steps, clock, first
 
 
-def full_batch_loop(model, image, split, config: FitConfig, preset: SpeedPreset) -> tuple[int, Clock, float]:
+def full_batch_loop(model, image, split, config: FitConfig, preset: SpeedPreset) -> tuple[int, TrainingClock, float]:
     """The engine's loop under `config`, with a test-PSNR check every eval_every steps (not timed)."""
     device = torch.device(config.device)
     coords, values = training_pixels(image, split, device)
-    clock = Clock(preset.target_psnr)
+    clock = TrainingClock(target=preset.target_psnr)
     config = capturable_config(config, model)
 
     losses = PixelLoss(model, coords, values, config)
@@ -211,7 +190,7 @@ def measure(name, loop, model, run: Callable, pixels: int, device, precision, no
     flops = training_step_flops(model, pixels)
     with PeakMemory(device) as memory:
         steps, clock, warmup = run()
-    seconds = clock.elapsed
+    seconds = clock.elapsed()
     steady = max(seconds - warmup, 1e-9)
     rate = (steps - 1) / steady if steps > 1 else 0.0
     gflops = rate * flops / 1e9
@@ -224,10 +203,11 @@ def compare_loops(name: str, image: np.ndarray, preset: SpeedPreset, options: Su
     split = make_split("alternate", *image.shape[:2])
     overrides, lr = settings_for(name, preset, options)
     torch.manual_seed(0)
-    initial = representations.build(name, out_features=image.shape[2], **overrides).to(device)
+    initial = representations.build(name, out_features=image.shape[2], training_grid=training_grid(
+        "alternate", *image.shape[:2]), **overrides).to(device)
     pixels = int(split.train.sum())
-    eager, fast = loop_configs(name, preset, lr, str(device), options.args.speed_precision,
-                              not options.args.no_compile)
+    own: SpeedOptions = options.own_or(SpeedOptions)
+    eager, fast = loop_configs(name, preset, lr, str(device), own.speed_precision, not own.no_compile)
     reference_pixels = REFERENCE_BATCH
     rows = [
         measure(name, "reference", initial, lambda m=copy.deepcopy(initial): reference_loop(m, image, split, lr, device, preset),
@@ -246,12 +226,13 @@ def explain_steps(name: str, image: np.ndarray, preset: SpeedPreset, options: Su
     split = make_split("alternate", *image.shape[:2])
     overrides, lr = settings_for(name, preset, options)
     coords, values = training_pixels(image, split, device)
-    plain, fast = loop_configs(name, preset, lr, str(device), options.args.speed_precision,
-                              not options.args.no_compile)
+    own: SpeedOptions = options.own_or(SpeedOptions)
+    plain, fast = loop_configs(name, preset, lr, str(device), own.speed_precision, not own.no_compile)
     rows = []
     for loop, config in (("eager", plain), ("fast", fast)):
         torch.manual_seed(0)
-        model = representations.build(name, out_features=image.shape[2], **overrides).to(device)
+        model = representations.build(name, out_features=image.shape[2], training_grid=training_grid(
+            "alternate", *image.shape[:2]), **overrides).to(device)
         rows.append(breakdown(name, loop, model, coords, values, config))
     return rows
 
@@ -264,7 +245,8 @@ def compare_batching(name: str, images: list[np.ndarray], preset: SpeedPreset, o
     models = []
     for seed in range(len(images)):
         torch.manual_seed(seed)
-        models.append(representations.build(name, out_features=images[0].shape[2], **overrides))
+        models.append(representations.build(name, out_features=images[0].shape[2], training_grid=training_grid(
+            "alternate", *images[0].shape[:2]), **overrides))
     pixels = int(split.train.sum())
 
     def row(loop, fit):
@@ -285,15 +267,18 @@ def compare_batching(name: str, images: list[np.ndarray], preset: SpeedPreset, o
     ]
 
 
-def add_arguments(group) -> None:
-    group.add_argument("--speed-parts", default=",".join(SPEED_PARTS), metavar="PART[,PART...]",
-                       help="speed: what to measure: breakdown (where each step's time goes, every representation), "
-                       "loops (reference vs eager vs fast, to a target PSNR), batching (batched vs one by one); "
-                       "default: all three")
-    group.add_argument("--speed-precision", choices=("auto", "fp32", "bf16"), default="auto",
-                       help="speed: precision of the fast path (default auto: bf16 where the device has it natively "
-                       "and its measured cost is small, as fitting's --precision auto)")
-    group.add_argument("--no-compile", action="store_true", help="speed: leave torch.compile out of the fast path")
+@dataclass(frozen=True)
+class SpeedOptions:
+    speed_parts: str = option(",".join(SPEED_PARTS), "what to measure: breakdown (where each step's time goes, every "
+                              "representation), loops (reference vs eager vs fast, to a target PSNR), batching "
+                              "(batched vs one by one); default: all three", metavar="PART[,PART...]")
+    speed_precision: str = option("auto", "precision of the fast path (default auto: bf16 where the device has it "
+                                  "natively and its measured cost is small, as fitting's --precision auto)",
+                                  choices=("auto", "fp32", "bf16"))
+    no_compile: bool = option(False, "leave torch.compile out of the fast path")
+
+    def __post_init__(self) -> None:
+        speed_parts(self.speed_parts)
 
 
 def speed_parts(text: str) -> list[str]:
@@ -305,12 +290,14 @@ def speed_parts(text: str) -> list[str]:
 
 
 @register_suite("speed", "where each step's time goes (matmul/elementwise/loss/optimiser vs the roofline); reference "
-                "vs eager vs fastest loop; batched vs one by one", add_arguments)
+                "vs eager vs fastest loop; batched vs one by one",
+                common=("preset", "representations", "settings", "images", "data", "steps", "device"),
+                options=SpeedOptions, presets=SPEED_PRESETS, default_preset="standard")
 def run_speed(options: SuiteOptions) -> int:
     preset = get_preset(options.preset, SPEED_PRESETS)
     if options.steps:
         preset = dataclasses.replace(preset, steps=options.steps)
-    parts = speed_parts(options.args.speed_parts)
+    parts = speed_parts(options.own_or(SpeedOptions).speed_parts)
     device = resolve_device(options.device)
     _, images = load_preset_images(options, preset)
     every = representations.list_representations()

@@ -13,9 +13,10 @@ the preset evaluates on:
    fits wins.
 
 Writes OUT/tune/runs.jsonl (every fit, resumable), OUT/tune/trials.csv and trials.png, and
-OUT/reference/tuned/<preset>.json with the chosen values and their provenance, which the preset then reads (with
-the default --out, that is the shipped results/reference/tuned/<preset>.json; only a file tuned from committed
-code may ship, see bench/tuned.py).
+OUT/reference/tuned/<preset>.json with the chosen values and their provenance. To ship it, copy it to
+bench/reference/tuned/<preset>.json (package data), which the preset reads; only a file tuned from committed code
+may ship, see bench/tuned.py. The fits of the finals' winner are checked too: where it sits on an edge of its grid
+(a finalist that was not the screening's best), the grid grows again and the round repeats.
 """
 
 from __future__ import annotations
@@ -38,15 +39,17 @@ from fitbench.datasets import load_images
 
 from ..engine import resolve_device
 from ..executor import execute_pending, report_failures
-from ..options import SuiteOptions
-from ..presets import Preset, get_preset
+from ..options import SuiteOptions, option
+from ..planning import selected_representations, sized_for
+from ..protocol import training_grid
+from ..presets import FITTING_PRESETS, Preset, get_preset
 from ..progress import show_plan
 from ..provenance import commit, fitbench_version
 from ..records import RecordLog, records_of
 from ..runs import FitRun, execute_fit
 from ..tuned import TUNER, is_clean_commit, save_tuned, tuned_path
 from . import register_suite
-from .fitting import selected_representations
+from .fitting import DEFAULT_PRESET
 
 PROTOCOL = "alternate"
 SEEDS = (0, 1)  # the finalists' seeds: a choice that holds for one seed only is not kept
@@ -79,10 +82,14 @@ TUNING_PLANS = {
 }
 
 
-def add_arguments(group) -> None:
-    group.add_argument("--max-extensions", type=int, metavar="N",
-                       help="tune: how often a searched setting's grid may grow past the edge its best point sits "
-                       "on (default: the plan's, 2; 0: never)")
+@dataclass(frozen=True)
+class TuneOptions:
+    max_extensions: int | None = option(None, "how often a searched setting's grid may grow past the edge its best "
+                                        "point sits on (default: the plan's, 2; 0: never)", metavar="N")
+
+    def __post_init__(self) -> None:
+        if self.max_extensions is not None and self.max_extensions < 0:
+            raise ValueError(f"--max-extensions must be 0 or more, got {self.max_extensions}")
 
 
 Axes = dict[str, list]  # searched setting -> its values, in order
@@ -190,14 +197,15 @@ def settings_key(settings: dict[str, Any]) -> str:
 
 
 @register_suite("tune", "choose each representation's settings for a preset on tuning images only; writes "
-                "OUT/reference/tuned/<preset>.json", add_arguments)
+                "OUT/reference/tuned/<preset>.json",
+                common=("preset", "representations", "settings", "images", "data", "steps", "device", "executor",
+                        "records", "dry_run"),
+                options=TuneOptions, presets=FITTING_PRESETS, default_preset=DEFAULT_PRESET)
 def run_tune(options: SuiteOptions) -> int:
+    own: TuneOptions = options.own_or(TuneOptions)
     preset = get_preset(options.preset)
     plan = TUNING_PLANS.get(preset.name) or TuningPlan(())
-    limit = getattr(options.args, "max_extensions", None)
-    limit = plan.max_extensions if limit is None else limit
-    if limit < 0:
-        raise ValueError(f"--max-extensions must be 0 or more, got {limit}")
+    limit = plan.max_extensions if own.max_extensions is None else own.max_extensions
     wanted = tuning_sets(options, preset, TUNING_PLANS.get(preset.name))
     names = selected_representations(options)
     untuned = dataclasses.replace(preset, tuned=None)  # tuning starts from the source defaults and size class
@@ -217,6 +225,9 @@ def run_tune(options: SuiteOptions) -> int:
             overrides = representations.merge_overrides(name, base[name], point)
             for image_set, images in images_of:
                 for image in images:
+                    if preset.params is not None:  # each point at the preset's size, as the fitting suite sizes it
+                        overrides, _ = sized_for(name, preset.params, image.pixels.shape[2],
+                                                 training_grid(PROTOCOL, *image.pixels.shape[:2]), overrides)
                     runs.append(FitRun(name, image, image_set, PROTOCOL, f"tune-{preset.name}", seed, steps,
                                        tuple(sorted(overrides.items())), device))
                     trial_of[runs[-1].key] = (name, settings_key(point))
@@ -227,11 +238,24 @@ def run_tune(options: SuiteOptions) -> int:
         return (runs_for(name, points, rest, SEEDS[0])
                 + [run for seed in SEEDS[1:] for run in runs_for(name, points, sets, seed)])
 
+    def grow_grids(names_to_grow, winner_of) -> list[FitRun]:
+        """The screening runs of the points each grid gains past the edge `winner_of(name)` sits on."""
+        new_runs = []
+        for name in names_to_grow:
+            winner = winner_of(name)
+            for line in searches[name].grow(winner, limit) if winner is not None else []:
+                print(f"tune {name}: {line}", file=sys.stderr)
+            seen = {settings_key(p) for p in planned[name]}
+            fresh = [p for p in grid_points(searches[name].axes) if settings_key(p) not in seen]
+            planned[name] += fresh
+            new_runs += runs_for(name, fresh, screening_images, SEEDS[0])
+        return new_runs
+
     folder = options.suite_dir("tune")
     log = RecordLog(folder / "runs.jsonl")
     planned = {name: grid_points(search.axes) for name, search in searches.items()}
     screening = [run for name, points in planned.items() for run in runs_for(name, points, screening_images, SEEDS[0])]
-    if getattr(options.args, "dry_run", False):  # extensions and finalists depend on the screening: stand-ins
+    if options.dry_run:  # extensions and finalists depend on the screening: stand-ins
         stand_ins = [run for name, points in planned.items() for run in finals_for(name, points[:plan.finalists])]
         return show_plan(screening, log, execute_fit, options, later=stand_ins, heading=[
             f"tuning preset {preset.name}: the full grid of each search space on the first image of each set "
@@ -245,27 +269,27 @@ def run_tune(options: SuiteOptions) -> int:
     all_runs = list(screening)
     screened = {run.key for run in screening}
     growing = set(names)
-    while growing:  # grow each grid past the edges its best point sits on, screen the new points, again
+    while growing:
+        # Grow each grid past the edges its best screening point sits on, screening the new points, again ...
+        while growing:
+            table = trial_table(records_of(log.read(), {run.key for run in all_runs}), trial_of, screened)
+            new_runs = grow_grids(sorted(growing), lambda name: best_point(table, name))
+            growing = {run.representation for run in new_runs}
+            failed += execute_pending(new_runs, log, execute_fit)
+            all_runs += new_runs
+            screened |= {run.key for run in new_runs}
+        # ... then the best few on every tuning image with both seeds; where the finals' winner sits on an edge
+        # (a finalist that was not the screening's best), its grid grows again and the round repeats.
         table = trial_table(records_of(log.read(), {run.key for run in all_runs}), trial_of, screened)
-        new_runs = []
-        for name in sorted(growing):
-            winner = best_point(table, name)
-            done = searches[name].grow(winner, limit) if winner is not None else []
-            for line in done:
-                print(f"tune {name}: {line}", file=sys.stderr)
-            seen = {settings_key(p) for p in planned[name]}
-            fresh = [p for p in grid_points(searches[name].axes) if settings_key(p) not in seen]
-            planned[name] += fresh
-            new_runs += runs_for(name, fresh, screening_images, SEEDS[0])
-            if not fresh:
-                growing.discard(name)
+        round_finals = [run for name in names for run in finals_for(name, top_points(table, name, plan.finalists))]
+        failed += execute_pending(round_finals, log, execute_fit)
+        all_runs += round_finals
+        table = trial_table(records_of(log.read(), {run.key for run in all_runs}), trial_of, screened)
+        new_runs = grow_grids(names, lambda name: next(iter(top_points(table, name, 1, "final")), None))
+        growing = {run.representation for run in new_runs}
         failed += execute_pending(new_runs, log, execute_fit)
         all_runs += new_runs
         screened |= {run.key for run in new_runs}
-    table = trial_table(records_of(log.read(), {run.key for run in all_runs}), trial_of, screened)
-    finals = [run for name in names for run in finals_for(name, top_points(table, name, plan.finalists))]
-    failed += execute_pending(finals, log, execute_fit)
-    all_runs += finals
     table = trial_table(records_of(log.read(), {run.key for run in all_runs}), trial_of, screened)
     table.to_csv(folder / "trials.csv", index=False)
     plot_trials(table, folder / "trials.png", f"tuning preset {preset.name} ({steps} steps, {size}^2)")
@@ -274,12 +298,12 @@ def run_tune(options: SuiteOptions) -> int:
     path = tuned_path(options.out / "reference" / "tuned", preset.name)
     save_tuned(path, {
         "tuner": TUNER,
-        "about": f"settings of preset {preset.name} chosen by `python run_bench.py --suite tune --preset "
+        "about": f"settings of preset {preset.name} chosen by `python run_bench.py tune --preset "
                  f"{preset.name}`: the best mean test PSNR over the tuning images, never the evaluation images",
         "preset": preset.name, "fitbench_version": fitbench_version(), "commit": made_at,
         "clean_commit": is_clean_commit(made_at), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "budget": {"steps": steps, "size": size, "protocol": PROTOCOL, "size_class": preset.size_class,
-                   "device": device},
+                   "params": preset.params, "device": device},
         "tuning_images": {name: [image.name for image in images] for name, images in sets},
         "search": {"screening": "the full grid on the first image of each tuning set, seed 0",
                    "max_extensions_per_setting": limit, "finalists": plan.finalists, "final_seeds": list(SEEDS)},
@@ -288,7 +312,7 @@ def run_tune(options: SuiteOptions) -> int:
     })
     if not is_clean_commit(made_at):
         print(f"warning: tuned from uncommitted code ({made_at}): {path} is marked so and may not ship (tests/"
-              "test_verdicts.py refuses it under results/reference/tuned/); commit, then tune again", file=sys.stderr)
+              "test_verdicts.py refuses it under bench/reference/tuned/); commit, then tune again", file=sys.stderr)
     print_choices(chosen)
     print(f"results: {folder}/runs.jsonl, trials.csv, trials.png; chosen settings: {path}")
     return report_failures(failed, lambda r: f"{r.representation} trial on {r.image}")

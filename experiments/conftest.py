@@ -1,4 +1,4 @@
-"""Micro-benchmarks (pytest-benchmark), apart from the tests: `python -m pytest benchmarks --benchmark-only`.
+"""Micro-benchmarks (pytest-benchmark), apart from the tests: `python -m pytest experiments --benchmark-only`.
 
 One torch thread: numbers then compare across machines and commits instead of following how busy the
 other cores are (shared CI machines).

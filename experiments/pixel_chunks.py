@@ -1,7 +1,7 @@
 """Whole-batch steps against steps in pixel chunks, the matmul ceiling at the layers' own shapes, and batched
 fitting of 4 RGB images at 256^2 (the standard fitting preset) with and without chunks.
 
-    python benchmarks/pixel_chunks.py [--pixels 65536] [--rounds 3] [--reps siren,relu_mlp,...] [--allocator glibc]
+    python experiments/pixel_chunks.py [--pixels 65536] [--rounds 3] [--reps siren,relu_mlp,...] [--allocator glibc]
 
 The two ways of stepping are timed in alternation (A B A B ...), best of `rounds`, so that a shared machine's
 drifting speed falls on both alike; the ratio is what to read, not the milliseconds. Then torch.mm at the shapes

@@ -1,7 +1,7 @@
 """Stream header bytes of every registered representation at its standard size: JSON, DEFLATE, DEFLATE with the
 format's preset dictionary (what streams store).
 
-    python benchmarks/header_bytes.py
+    python experiments/header_bytes.py
 """
 
 import dataclasses

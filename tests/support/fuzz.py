@@ -1,6 +1,6 @@
 """Mutated streams, to check that decoding refuses damage and lies cleanly, quickly and in bounded memory.
 
-    python -m fitbench.compression.fuzz --count 10000          # the long run (docs/compression.md)
+    python tests/support/fuzz.py --count 10000          # the long run, from the checkout (docs/compression.md)
 
 Mutants of real streams (several representations, quantizers and coders): truncations; flipped, inserted,
 deleted and spliced bytes; the same with the checksum recomputed, so the damage reaches the parsers; header
@@ -8,6 +8,10 @@ lies with a recomputed checksum (a field or setting set to a boundary, huge, neg
 value, removed, added, duplicated, or NaN); random bytes. Each mutant must either decode and render (a lie that
 still describes a valid stream, such as another seed) or raise one `BitstreamError` line; anything else is a
 crash. tests/test_compression_fuzz.py runs a few hundred.
+
+Test code, not part of the installed package: it forges streams with the format's internals (the prefix, the
+header's deflate), which the decoder must never trust; `split`, `restamp` and `with_header_text` serve the tests
+of the decoder and experiments/decode_audit.py too.
 """
 
 from __future__ import annotations
@@ -25,10 +29,9 @@ from dataclasses import dataclass, field
 import torch
 
 from fitbench import representations
-
-from .bitstream import HEADER_LENGTH, MAGIC, PREFIX, _deflate, _inflate, decode_stream, encode_model
-from .errors import MAX_MESSAGE, BitstreamError
-from .quantize import parse_quantizer
+from fitbench.compression.bitstream import HEADER_LENGTH, MAGIC, PREFIX, _deflate, _inflate, decode_stream, encode_model
+from fitbench.compression.errors import MAX_MESSAGE, BitstreamError
+from fitbench.compression.quantize import parse_quantizer
 
 # (representation, quantizer, coder) of the streams mutated; representations at their "tiny" size class
 BASES = (("siren", "q8", "ans"), ("relu_mlp", "fp16", "lzma"), ("fnet", "q6c", "zlib"), ("rbf", "q8", "raw"),

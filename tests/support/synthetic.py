@@ -1,4 +1,4 @@
-"""Synthetic handwriting-like digits, for running the generative suite where MNIST is not available (tests, CI).
+"""Synthetic handwriting-like digits: the tests run the generative code on them where MNIST is not available.
 
 Each class is a fixed pen stroke (a polyline roughly shaped like the digit); every image draws it with its own
 rotation, scale, slant, position and stroke width, antialiased, in a 20-pixel box of a 28 x 28 image as MNIST
@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from .data import SIDE, Digits
+from fitbench.generative.data import SIDE, Digits
 
 # Polylines in a unit box (x right, y down), one per digit.
 STROKES = [

@@ -1,6 +1,6 @@
 """Where a representation's stream loses to JPEG at low rates: the gap taken apart, from a compression run's records.
 
-    python benchmarks/compression_gap.py OUT/compression [MAX_BPP]
+    python experiments/compression_gap.py OUT/compression [MAX_BPP]
 
 For every representation stream at or below MAX_BPP (default 0.3) on every image, beside JPEG 4:2:0 on the same
 image at the same bits per pixel (pchip on JPEG's Pareto front in log-rate, as summary.csv; nan below JPEG's

@@ -1,7 +1,7 @@
 """Run any fitbench command with glibc's default allocator: the engine as it was before
 `hardware.keep_freed_memory()`, for before/after measurements in the same checkout.
 
-    python benchmarks/glibc_allocator.py --suite speed --speed-parts breakdown --no-compile --out /tmp/before
+    python experiments/glibc_allocator.py --suite speed --speed-parts breakdown --no-compile --out /tmp/before
 
 Everything after the script's name is passed to `run_bench.py` unchanged. glibc's defaults unmap every freed
 block above its mmap threshold (at most 32 MB), so each full-batch step at 65,536 pixels page-faults its

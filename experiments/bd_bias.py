@@ -1,7 +1,7 @@
 """The bias of Bjøntegaard deltas against a dense JPEG sweep: VCEG-M33's one cubic per curve (fitbench before
 format 2) against the overlap-only pchip gap of bench/compression/bd.py.
 
-    python benchmarks/bd_bias.py [SIZE]
+    python experiments/bd_bias.py [SIZE]
 
 For each built-in image, JPEG 4:2:0's whole quality sweep is the anchor; the test curves are a few of its own
 points shifted by exactly +1 dB, or with exactly 0.8x the rate (truth: BD-PSNR 1.00 dB, BD-rate -20.0 %).

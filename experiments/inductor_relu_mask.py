@@ -1,7 +1,7 @@
 """Why `--compile` with bf16 slows the ReLU networks on a CPU: torch.compile's fused kernel for a ReLU on a bf16
 matmul output, with and without the boolean mask that ReLU's backward keeps.
 
-    python benchmarks/inductor_relu_mask.py [--rows 65536] [--width 256]
+    python experiments/inductor_relu_mask.py [--rows 65536] [--width 256]
 
 One width-256 layer's activations at 65,536 pixels; eager against compiled, best of 5, in one process with the
 engine's allocator setting (hardware.keep_freed_memory). Read the ratios: the compiled kernel is fast without

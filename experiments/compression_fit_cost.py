@@ -1,8 +1,8 @@
 """What a compression-sized fit costs, behind two settings of the compression suite (one CPU thread; 4096 random
 pixels a step in the standard preset):
 
-    python benchmarks/compression_fit_cost.py threads      # steady ms a step with 1 and 2 intra-op threads
-    python benchmarks/compression_fit_cost.py pixels       # PSNR and CPU seconds by steps and pixels per step
+    python experiments/compression_fit_cost.py threads      # steady ms a step with 1 and 2 intra-op threads
+    python experiments/compression_fit_cost.py pixels       # PSNR and CPU seconds by steps and pixels per step
 
 Both at 256^2. `pixels` fits a tuning image (FFN natural 01, from --data-root or $FITBENCH_DATA_ROOT; never an
 image the presets report on) with SIREN and the ReLU MLP sized for 0.3 bpp at 8 bits, with the recipe's cosine

@@ -1,9 +1,9 @@
 """The outside audits' streams that stalled or misled `--decode` (issues 15 and 22), written for whichever fitbench is
 installed or on PYTHONPATH, so that a run before and after a change can be compared:
 
-    python benchmarks/decode_audit.py write DIR            # the streams (and a 3 GB sparse file: no disk blocks)
-    python benchmarks/decode_audit.py time DIR/*.fbi       # each through `--decode`'s own code, one process each
-    python benchmarks/decode_audit.py calibrate            # the decoder's cost model, measured on this machine
+    python experiments/decode_audit.py write DIR            # the streams (and a 3 GB sparse file: no disk blocks)
+    python experiments/decode_audit.py time DIR/*.fbi       # each through `--decode`'s own code, one process each
+    python experiments/decode_audit.py calibrate            # the decoder's cost model, measured on this machine
 
 `time` runs each file in a fresh process (what `--decode FILE` does: read, check, build, render, write the PNG) and
 prints its wall seconds (with Python and torch start-up), the decode alone, CPU seconds, peak memory (max RSS) and
@@ -41,8 +41,10 @@ from torch.overrides import TorchFunctionMode
 from fitbench import representations
 from fitbench.compression import bitstream
 from fitbench.compression import sizing  # its cost model is read when calibrating: `time` runs on older versions too
-from fitbench.compression.fuzz import split, with_header_text
 from fitbench.compression.quantize import parse_quantizer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the stream forger is test code (tests/support)
+from support.fuzz import split, with_header_text  # noqa: E402
 
 LIES = {  # file name: (representation, settings of the honest stream, header changes)
     "fnet_depth256": ("fnet", {"width": 2, "depth": 2}, {"config": {"depth": 256}}),
