@@ -244,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         args, unknown = parser.parse_known_args(argv)
         if unknown:
             where = parser.suite_parsers.get(args.suite, parser)
-            where.error(f"unrecognized arguments: {' '.join(unknown)}; the flags that apply are listed by")
+            where.error(f"unrecognized arguments: {' '.join(unknown)}" + (
+                "; --suite needs a suite name" if unknown[-1] == "--suite" else ""))
     except SystemExit as exit:
         return int(exit.code or 0)
     try:

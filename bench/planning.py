@@ -19,7 +19,7 @@ from .engine import PRECISIONS, resolve_device
 from .interpolation import INTERPOLATIONS
 from .options import SuiteOptions, option
 from .precision import choose_precision, load_bf16_costs
-from .presets import Preset, for_image_set, get_preset
+from .presets import TUNING_PLANS, Preset, for_image_set, get_preset
 from .protocol import PROTOCOLS, training_grid
 from .runs import FitRun
 
@@ -125,8 +125,6 @@ def preset_with_tuned(options: SuiteOptions, tuned: str | None) -> Preset:
 
 def untuned_preset(preset: Preset, options: SuiteOptions) -> str:
     """Why a preset without its tuned file does not run, what tuning it costs, and the two ways on."""
-    from .suites.tune import TUNING_PLANS
-
     plan = TUNING_PLANS.get(preset.name)
     cost = (f"{plan.fits_per_representation() * len(selected_representations(options))} fits at the preset's "
             "budget; add --dry-run to it for a time estimate here" if plan else "add --dry-run to it for its cost")

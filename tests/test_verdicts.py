@@ -127,6 +127,31 @@ def test_every_shipped_tuned_file_comes_from_this_tuner_and_a_clean_commit(path)
     assert is_clean_commit(tuned.get("commit")), f"{path} was tuned from uncommitted code ({tuned.get('commit')}): {rerun}"
 
 
+@pytest.mark.parametrize("path", sorted(SHIPPED.glob("*.json")), ids=lambda p: p.name)
+def test_every_shipped_tuned_file_was_tuned_at_its_presets_budget_and_size(path):
+    from fitbench.presets import FITTING_PRESETS
+
+    preset, budget = FITTING_PRESETS[path.stem], json.loads(path.read_text())["budget"]
+    tuned_at = (budget["steps"], budget["size"], budget.get("params"), budget["size_class"])
+    assert tuned_at == (preset.steps, preset.size, preset.params, preset.size_class), (
+        f"{path} was tuned at (steps, size, params, size class) {tuned_at}, but preset {preset.name} fits at "
+        f"{(preset.steps, preset.size, preset.params, preset.size_class)}: tune it again")
+    assert "TUNED AT ANOTHER BUDGET" not in preset.settings_from("siren", "ffn-natural-test")
+
+
+def test_settings_tuned_at_another_budget_say_so_in_every_record(tmp_path):
+    path = tmp_path / "quick.json"
+    path.write_text(json.dumps({"tuner": 2, "commit": "0" * 40, "budget": {"steps": 200, "size": 128},
+                                "representations": {"siren": {"chosen": {"lr": 0.001}}}}))
+    import dataclasses
+
+    from fitbench.presets import FITTING_PRESETS
+
+    preset = dataclasses.replace(FITTING_PRESETS["quick"], tuned=str(path))
+    assert preset.settings_from("siren", "ffn-natural-test").endswith(
+        f"TUNED AT ANOTHER BUDGET: steps 200 (here {preset.steps}), params None (here 12288)")
+
+
 def test_an_old_tuned_file_is_read_labelled_and_its_absolute_choices_win(tmp_path):
     from fitbench.tuned import load_tuned
 

@@ -42,7 +42,7 @@ from ..executor import execute_pending, report_failures
 from ..options import SuiteOptions, option
 from ..planning import selected_representations, sized_for
 from ..protocol import training_grid
-from ..presets import FITTING_PRESETS, Preset, get_preset
+from ..presets import FITTING_PRESETS, SEEDS, TUNING_PLANS, Preset, TuningPlan, get_preset  # noqa: F401
 from ..progress import show_plan
 from ..provenance import commit, fitbench_version
 from ..records import RecordLog, records_of
@@ -52,34 +52,6 @@ from . import register_suite
 from .fitting import DEFAULT_PRESET
 
 PROTOCOL = "alternate"
-SEEDS = (0, 1)  # the finalists' seeds: a choice that holds for one seed only is not kept
-
-
-@dataclass(frozen=True)
-class TuningPlan:
-    """Screening on the first image of each set (the full grid, grown past its edges where the best point sits on
-    one), then the best `finalists` points on every tuning image with both SEEDS; the best mean of those wins."""
-
-    image_sets: tuple[tuple[str, int], ...]  # (image set, how many of its images), never one the preset evaluates
-    finalists: int = 3
-    max_extensions: int = 2  # per searched setting
-
-    def fits_per_representation(self, grid_points: int = 12) -> int:
-        """Fits per representation before any extension (each adds a row or a column of the grid on the
-        screening images)."""
-        screening = len(self.image_sets)
-        return grid_points * screening + self.finalists * (len(SEEDS) * self.images - screening)
-
-    @property
-    def images(self) -> int:
-        return sum(count for _, count in self.image_sets)
-
-
-# The FFN paper's own tuning images (16 natural, 16 text) are what the presets are tuned on.
-TUNING_PLANS = {
-    "standard": TuningPlan((("ffn-natural", 2), ("ffn-text", 2))),
-    "quick": TuningPlan((("ffn-natural", 1), ("ffn-text", 1))),  # one image of each kind
-}
 
 
 @dataclass(frozen=True)
