@@ -228,8 +228,9 @@ def write_report_after(options: SuiteOptions) -> None:
     """The report page after a suite that wrote records; a failure to write it never fails the suite."""
     if options.suite not in REPORTED_SUITES:
         return  # tune and precision write settings files, which the page does not show
-    if not any(options.suite_dir().glob("*.jsonl")) or not any(options.suite_dir().glob("*.csv")):
-        return  # e.g. --decode, which writes no results
+    records = [path for path in options.suite_dir().glob("*.jsonl") if path.name != "provenance.jsonl"]
+    if not records or not any(options.suite_dir().glob("*.csv")):
+        return  # e.g. --decode or ci --update-thresholds, which write no result records
     try:
         print(f"report: {write_report(options.out)}", file=sys.stderr)
     except (ValueError, OSError) as error:

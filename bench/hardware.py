@@ -45,18 +45,32 @@ def best_seconds(action: Callable[[], object], device: torch.device, repeats: in
     return best
 
 
+PEAK_SECONDS = 0.05  # a product this long saturates a device (fp32 on 2 EPYC cores: 1024^2 took 0.02 s, 2048^2 0.16 s)
+
+
 @functools.cache
 def matmul_peak(device: str = "cpu", precision: str = "fp32", size: int | None = None, repeats: int = 5) -> MatmulPeak:
-    """torch.mm GFLOP/s on size x size matrices, the best of `repeats` after one warm-up product."""
+    """torch.mm GFLOP/s on size x size matrices, the best of `repeats` after one warm-up product.
+
+    Without `size`, the side doubles from 256 until one product takes PEAK_SECONDS or the side reaches the
+    device's cap: large enough to saturate a fast unit, and seconds, not minutes, where the dtype is emulated
+    (bf16 on a CPU without bf16 instructions runs at ~1 GFLOP/s, where 2048^2 took 17 s a product)."""
     if precision not in PRECISION_DTYPES:
         raise ValueError(f"unknown precision {precision!r}; choose from: {', '.join(PRECISION_DTYPES)}")
     target = torch.device(device)
-    size = size or (8192 if target.type == "cuda" else 2048)  # large enough to saturate each device
+    cap = size or (8192 if target.type == "cuda" else 2048)
+    side = size or min(256, cap)
+    while side < cap and _product_seconds(side, target, precision, 1) < PEAK_SECONDS:
+        side *= 2
+    seconds = _product_seconds(side, target, precision, repeats)
+    return MatmulPeak(str(target), precision, side, 2 * side**3 / seconds / 1e9)
+
+
+def _product_seconds(side: int, device: torch.device, precision: str, repeats: int) -> float:
     generator = torch.Generator().manual_seed(0)
-    a, b = (torch.randn(size, size, generator=generator).to(target, PRECISION_DTYPES[precision]) for _ in range(2))
-    out = torch.empty(size, size, device=target, dtype=a.dtype)
-    best = best_seconds(lambda: torch.mm(a, b, out=out), target, repeats)
-    return MatmulPeak(str(target), precision, size, 2 * size**3 / best / 1e9)
+    a, b = (torch.randn(side, side, generator=generator).to(device, PRECISION_DTYPES[precision]) for _ in range(2))
+    out = torch.empty(side, side, device=device, dtype=a.dtype)
+    return best_seconds(lambda: torch.mm(a, b, out=out), device, repeats)
 
 
 @dataclass(frozen=True)

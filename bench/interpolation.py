@@ -65,5 +65,5 @@ def interpolate(image: np.ndarray, split: Split, mode: str) -> np.ndarray:
     height, width, _ = image.shape
     grid = np.asarray(image[::2, ::2], dtype=np.float64)
     rows, columns = resampling_matrix(height, grid.shape[0], mode), resampling_matrix(width, grid.shape[1], mode)
-    out = np.einsum("ij,jkc,lk->ilc", rows, grid, columns)
+    out = np.einsum("ij,jkc,lk->ilc", rows, grid, columns, optimize=True)  # two products; unoptimised, 1 s at 128^2
     return out.clip(0, 1).astype(np.float32)

@@ -68,59 +68,56 @@ def _binary(m: int) -> Tensor:
 
 
 class _FourierSum(torch.autograd.Function):
-    """out = E(x) @ W, with E = interleaved [cos φ_k, sin φ_k], φ = x @ K^T, evaluated block by block.
+    """out_j = sum_k a_kj cos φ_k + b_kj sin φ_k over φ_k = k·x, evaluated block by block through a factorisation.
 
-    e^{iφ_k} = e^{i k_hi·x_hi} e^{i k_lo·x_lo}: the 2^m unit phasors are an outer product of two sets of
-    2^(m/2), so the (N, 2^m) cos/sin table costs two small cos/sin calls and one complex multiply instead of
-    2^m cos and sin per pixel. Backward recomputes each block's table instead of saving (N, 2^(m+1)) floats,
-    which keeps every block in cache; dφ_k/dx = K[k], and d(a cos φ + b sin φ)/dφ = Im(conj(e^{iφ}) (a + i b)).
+    Split k into its leading and trailing coordinates, k = (p, q): cos φ_k and sin φ_k are products of the waves
+    H = [cos p·x_p, sin p·x_p] and L = [cos q·x_q, sin q·x_q], 2^(m/2) of each. So the layer is
+    out = sum_p H_p (L @ M)_p with one (2·2^(m/2), 2·2^(m/2)·out) mixing matrix M built from a and b (`mixing`):
+    a matrix product of wide shape in place of the (N, 2^(m+1)) x (2^(m+1), out) one of the formula, whose
+    thin output runs BLAS at a fifth of its speed. A training step of the quick preset's FNET (width 8, depth 4,
+    4,096 pixels, one thread) went from 84-113 ms to 36-49 ms. Backward recomputes each block's waves and L @ M
+    instead of saving them, which keeps memory at one block.
     """
 
     @staticmethod
-    def _phasors(x: Tensor, k_hi: Tensor, k_lo: Tensor, out: Tensor) -> Tensor:
-        h = k_hi.shape[1]
-        hi, lo = x[:, :h] @ k_hi.T, x[:, h:] @ k_lo.T
-        hi, lo = torch.complex(torch.cos(hi), torch.sin(hi)), torch.complex(torch.cos(lo), torch.sin(lo))
-        out = out[: len(x)]
-        torch.mul(hi[:, :, None], lo[:, None, :], out=out.view(len(x), len(k_hi), len(k_lo)))
-        return out  # (n, 2^m) complex, product order
+    def _waves(x: Tensor, k_hi: Tensor, k_lo: Tensor) -> tuple[Tensor, Tensor]:
+        hi, lo = x[:, : k_hi.shape[1]] @ k_hi.T, x[:, k_hi.shape[1] :] @ k_lo.T
+        return torch.cat([hi.cos(), hi.sin()], 1), torch.cat([lo.cos(), lo.sin()], 1)
 
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, k_hi: Tensor, k_lo: Tensor, k_im: Tensor, chunk: int) -> Tensor:
-        # Buffers are allocated once per call and reused by every block: a fresh multi-MB tensor per block
-        # costs more in page faults than the arithmetic on it.
-        complex_dtype = torch.complex128 if x.dtype == torch.float64 else torch.complex64
-        phasors = x.new_empty(min(chunk, len(x)), weight.shape[0] // 2, dtype=complex_dtype)
-        out = x.new_empty(len(x), weight.shape[1])
+    def forward(ctx, x: Tensor, mixing: Tensor, k_hi: Tensor, k_lo: Tensor, chunk: int) -> Tensor:
+        out_dim = mixing.shape[1] // (2 * len(k_hi))
+        out = x.new_empty(len(x), out_dim)
         for start in range(0, len(x), chunk):
-            table = _FourierSum._phasors(x[start : start + chunk], k_hi, k_lo, phasors)
-            rows = out[start : start + chunk]
-            torch.addmm(rows, torch.view_as_real(table).flatten(1), weight, beta=0, out=rows)
-        ctx.save_for_backward(x, weight, k_hi, k_lo, k_im)
+            hi, lo = _FourierSum._waves(x[start : start + chunk], k_hi, k_lo)
+            torch.sum((lo @ mixing).view(len(hi), out_dim, -1) * hi[:, None, :], 2, out=out[start : start + chunk])
+        ctx.save_for_backward(x, mixing, k_hi, k_lo)
         ctx.chunk = chunk
         return out
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        x, weight, k_hi, k_lo, k_im = ctx.saved_tensors
-        grad = grad.contiguous()
-        grad_weight = torch.zeros_like(weight)
+        x, mixing, k_hi, k_lo = ctx.saved_tensors
+        out_dim, h = grad.shape[1], k_hi.shape[1]
+        grad_mixing = torch.zeros_like(mixing)
         grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
-        rows = min(ctx.chunk, len(x))
-        complex_dtype = torch.complex128 if x.dtype == torch.float64 else torch.complex64
-        phasors, coeff = (x.new_empty(rows, weight.shape[0] // 2, dtype=complex_dtype) for _ in range(2))
         for start in range(0, len(x), ctx.chunk):
             block, g = slice(start, start + ctx.chunk), grad[start : start + ctx.chunk]
-            conj = _FourierSum._phasors(-x[block], k_hi, k_lo, phasors)  # e^{-iφ}; real view (cos φ, -sin φ)
-            torch.addmm(grad_weight, torch.view_as_real(conj).flatten(1).T, g, out=grad_weight)
+            hi, lo = _FourierSum._waves(x[block], k_hi, k_lo)
+            grad_product = (g[:, :, None] * hi[:, None, :]).view(len(hi), -1)  # d out / d (L @ M)
+            torch.addmm(grad_mixing, lo.T, grad_product, out=grad_mixing)
             if grad_x is not None:
-                c = coeff[: len(g)]
-                c_real = torch.view_as_real(c).flatten(1)
-                torch.addmm(c_real, g, weight.T, beta=0, out=c_real)  # Σ_j g_j (a_jk + i b_jk)
-                dphi = torch.view_as_real(conj.mul_(c)).flatten(1)  # imaginary parts are dL/dφ_k
-                torch.addmm(grad_x[block], dphi, k_im, beta=0, out=grad_x[block])  # k_im: K on imaginary rows, 0 on real
-        grad_weight[1::2].neg_()  # the sin rows accumulated -sin φ
-        return grad_x, grad_weight, None, None, None, None
+                grad_hi = ((lo @ mixing).view(len(hi), out_dim, -1) * g[:, :, None]).sum(1)
+                grad_lo = grad_product @ mixing.T
+                grad_x[block, :h] = _FourierSum._phase_grad(hi, grad_hi) @ k_hi
+                grad_x[block, h:] = _FourierSum._phase_grad(lo, grad_lo) @ k_lo
+        return grad_x, grad_mixing, None, None, None
+
+    @staticmethod
+    def _phase_grad(waves: Tensor, grad: Tensor) -> Tensor:
+        """d/dφ of [cos φ, sin φ] is [-sin φ, cos φ]."""
+        n = waves.shape[1] // 2
+        return grad[:, n:] * waves[:, :n] - grad[:, :n] * waves[:, n:]
 
 
 class FourierLayer(nn.Module):
@@ -138,26 +135,35 @@ class FourierLayer(nn.Module):
         self.scale = 2.0**-in_dim if mean_terms else 1.0
         k = _binary(in_dim) * (2 * math.pi * frequency)  # (2^in_dim, in_dim): dφ_k/dx
         self.register_buffer("k", k)
-        half = (in_dim + 1) // 2  # the leading (most significant) coordinates form the outer factor
+        half = (in_dim + 1) // 2  # k = (k_hi, k_lo), the leading (most significant) coordinates first
         self.register_buffer("k_hi", _binary(half) * (2 * math.pi * frequency), persistent=False)
         self.register_buffer("k_lo", _binary(in_dim - half) * (2 * math.pi * frequency), persistent=False)
-        self.register_buffer("k_im", torch.stack([torch.zeros_like(k), k], 1).flatten(0, 1), persistent=False)
-        self.chunk = max(1, min(chunk, (1 << 19) // len(k)))  # a block's phasor table stays <= 4 MB at any width
+        # a block's L @ M holds 2 * 2^half * out_dim floats a pixel: <= 1 MB, in a core's cache, at any width
+        self.chunk = max(1, min(chunk, (1 << 18) // (2 * len(self.k_hi) * out_dim)))
         self.cos_coefficients = nn.Parameter(torch.randn(len(k), out_dim) * (init_std / self.scale))
         self.sin_coefficients = nn.Parameter(torch.randn(len(k), out_dim) * (init_std / self.scale))
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dtype not in (torch.float32, torch.float64):  # no complex type to match; use the plain formula
+        if x.dtype not in (torch.float32, torch.float64):  # half precision: the formula, whose products autocast casts
             return self.forward_direct(x)
-        weight = torch.stack([self.cos_coefficients, self.sin_coefficients], 1).flatten(0, 1) * self.scale
-        return _FourierSum.apply(x, weight, self.k_hi, self.k_lo, self.k_im, self.chunk)  # weight rows a_0, b_0, a_1..
+        return _FourierSum.apply(x, self.mixing(), self.k_hi, self.k_lo, self.chunk)
+
+    def mixing(self) -> Tensor:
+        """M of _FourierSum: rows [cos, sin] of the trailing waves; columns by output, then [cos, sin] of the
+        leading waves (that order keeps the per-pixel products over contiguous rows of 2 * 2^hi: 3x faster)."""
+        n_hi, n_lo, out_dim = len(self.k_hi), len(self.k_lo), self.cos_coefficients.shape[1]
+
+        def by_trailing(c: Tensor) -> Tensor:  # (2^m, out) in product order -> (2^lo, out, 2^hi)
+            return c.view(n_hi, n_lo, out_dim).permute(1, 2, 0) * self.scale
+
+        a, b = by_trailing(self.cos_coefficients), by_trailing(self.sin_coefficients)
+        # cos(p + q) = cos p cos q - sin p sin q, sin(p + q) = sin p cos q + cos p sin q
+        return torch.cat([torch.cat([a, b], 2), torch.cat([b, -a], 2)], 0).flatten(1)
 
     def forward_direct(self, x: Tensor) -> Tensor:
         """The formula as written (2^m cos and sin per pixel); the reference for `forward`."""
         phase = x @ self.k.T
         return (torch.cos(phase) @ self.cos_coefficients + torch.sin(phase) @ self.sin_coefficients) * self.scale
-
-
 
 
 class FNet(nn.Module):

@@ -13,7 +13,8 @@ from fitbench.engine import FitConfig, fit_image
 from fitbench.protocol import make_split
 
 
-@pytest.mark.parametrize("name", ["siren", "fourier_features", "rbf"])
+# wire and gauss: their exp activation is a custom autograd.Function, batched through its generated vmap rule
+@pytest.mark.parametrize("name", ["siren", "fourier_features", "rbf", "wire", "gauss"])
 def test_batched_fit_equals_sequential_fits(name):
     rng = np.random.default_rng(0)
     images = [rng.random((12, 12, 3)).astype(np.float32) for _ in range(3)]

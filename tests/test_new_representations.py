@@ -17,6 +17,7 @@ from fitbench.engine import FitConfig, fit_image
 from fitbench.protocol import make_split
 from fitbench.representations import gaussians_2d as G
 from fitbench.representations import hash_grid as H
+from fitbench.representations.activated_mlp import exp_negative
 from fitbench.representations.wire import complex_features, gabor
 from fitbench.scoring import score
 
@@ -92,6 +93,31 @@ def test_wire_network_equals_complex_arithmetic():
         h = torch.exp(1j * 20.0 * h - (30.0 * h).abs() ** 2)
     out = (h @ torch.complex(model.head.real.weight, model.head.imag.weight).T).real + model.head.real.bias
     torch.testing.assert_close(model(coords), out)
+
+
+def test_wire_gradients_equal_those_of_complex_arithmetic():
+    """The hand-written derivative of the exp activation (and the merged complex product) against autograd through
+    torch's complex ops, including inputs in the cut-off tail."""
+    torch.manual_seed(0)
+    model = R.build("wire", out_features=3, width=16, depth=3, scale=3.0).double()
+    coords = torch.rand(50, 2, dtype=torch.float64)
+
+    def by_complex_ops():
+        h = model.first(2 * coords - 1).to(torch.complex128)
+        h = torch.exp(1j * 20.0 * h - (3.0 * h).abs() ** 2)
+        for layer in model.hidden:
+            h = h @ torch.complex(layer.real.weight, layer.imag.weight).T + torch.complex(layer.real.bias,
+                                                                                         layer.imag.bias)
+            h = torch.exp(1j * 20.0 * h - (3.0 * h).abs() ** 2)
+        return (h @ torch.complex(model.head.real.weight, model.head.imag.weight).T).real + model.head.real.bias
+
+    params = list(model.parameters())
+    ours = torch.autograd.grad(model(coords).pow(2).sum(), params)
+    reference = torch.autograd.grad(by_complex_ops().pow(2).sum(), params)
+    for a, b in zip(ours, reference):
+        torch.testing.assert_close(a, b)
+    q = torch.tensor([-1.0, 0.0, 2.0, 79.0, 81.0, 1e4], dtype=torch.float64, requires_grad=True)
+    torch.autograd.gradcheck(exp_negative, (q,))  # including the cut (q > 80), where value and gradient are 0
 
 
 def test_wire_width_and_initialisation_follow_the_repository():

@@ -86,9 +86,14 @@ def write_images(images: list[ImageSample], image_set: str, folder: Path) -> Non
 
 
 def write_grids(records: list[dict], images: list[ImageSample], folder: Path) -> None:
-    """One PNG per image: ground truth, each representation's first-seed reconstruction, and error maps."""
+    """One PNG per image: ground truth, each representation's first-seed reconstruction, and error maps. A record
+    whose PNG is gone (records copied without their reconstructions/) keeps its scores and leaves its panel out."""
+    shown = [r for r in records if r.get("reconstruction") and r["seed"] == 0]
+    if missing := [r for r in shown if not (folder / r["reconstruction"]).is_file()]:
+        print(f"note: {len(missing)} reconstructions are missing from {folder / 'reconstructions'} (e.g. "
+              f"{missing[0]['reconstruction']}); the grids leave them out", file=sys.stderr)
     for image in images:
-        rows = [r for r in records if r["image"] == image.name and r.get("reconstruction") and r["seed"] == 0]
+        rows = [r for r in shown if r["image"] == image.name and r not in missing]
         rows.sort(key=lambda r: (r["kind"] != "reference", -(r["psnr_test"] or 0)))
         panels = [(f"{r['representation']}\n{r['psnr_test']:.2f} dB test", load_png(folder / r["reconstruction"]))
                   for r in rows]
