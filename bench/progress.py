@@ -50,9 +50,17 @@ def what_runs(run: Any) -> str:
 
 
 def is_live(stream: TextIO) -> bool:
-    """A live bar on a terminal; plain lines in a log or under CI (which may fake a terminal)."""
+    """A live bar on a terminal; plain lines in a log or under CI (which may fake a terminal), and on a terminal
+    that reports no width (a pseudo-terminal nobody sized, as `script` makes): there tqdm draws a bar of nothing."""
     in_ci = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-    return stream.isatty() and not in_ci
+    return stream.isatty() and not in_ci and _columns(stream) > 0
+
+
+def _columns(stream: TextIO) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return 0
 
 
 def duration(seconds: float) -> str:

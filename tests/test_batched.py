@@ -70,6 +70,7 @@ def test_fitting_suite_batches_seeds_and_keeps_one_record_each(run_cli, tmp_path
 @pytest.mark.parametrize("pays", [True, False])
 def test_batch_auto_batches_only_where_its_trial_finds_it_faster(run_cli, tmp_path, monkeypatch, pays):
     import fitbench.runs as runs
+    import fitbench.suites.fitting as fitting
     from fitbench.batched import BatchTrial
 
     trials = []
@@ -79,6 +80,7 @@ def test_batch_auto_batches_only_where_its_trial_finds_it_faster(run_cli, tmp_pa
         return BatchTrial(len(models), 1.0, 2.0 if pays else 0.5)
 
     monkeypatch.setattr(runs, "time_batching", fake_trial)
+    monkeypatch.setattr(fitting, "device_type", lambda name: "cuda")  # auto trials only where the fits run on CUDA
     code, _, err = run_cli("--suite", "fitting", "--preset", "smoke", "--reps", "relu_mlp", "--max-images", "1",
                            "--seeds", "3", "--steps", "10", "--out", tmp_path)  # --batch auto is the default
     assert code == 0
@@ -87,6 +89,22 @@ def test_batch_auto_batches_only_where_its_trial_finds_it_faster(run_cli, tmp_pa
     assert trials == [3]  # one trial per group, even when the group is then fitted one by one
     assert batches == ([3, 3, 3] if pays else [1, 1, 1])
     assert "batch auto: relu_mlp at 32^2, 3 fits" in err and ("-> batched" if pays else "-> one by one") in err
+
+
+def test_batch_auto_on_a_cpu_fits_one_by_one_without_a_trial(run_cli, tmp_path, monkeypatch):
+    import fitbench.runs as runs
+
+    monkeypatch.setattr(runs, "time_batching", lambda *a: pytest.fail("no batching trial on a CPU"))
+    code, _, err = run_cli("--suite", "fitting", "--preset", "smoke", "--reps", "relu_mlp", "--max-images", "1",
+                           "--seeds", "3", "--steps", "10", "--device", "cpu", "--out", tmp_path)
+    assert code == 0 and "batch auto" not in err
+    rows = [json.loads(line) for line in (tmp_path / "fitting" / "runs.jsonl").read_text().splitlines()]
+    assert [r["batch"] for r in rows if r["kind"] == "representation"] == [1, 1, 1]
+    code, _, _ = run_cli("--suite", "fitting", "--preset", "smoke", "--reps", "relu_mlp", "--max-images", "1",
+                         "--seeds", "3", "--steps", "10", "--device", "cpu", "--batch", "on", "--fresh",
+                         "--out", tmp_path)
+    rows = [json.loads(line) for line in (tmp_path / "fitting" / "runs.jsonl").read_text().splitlines()]
+    assert code == 0 and [r["batch"] for r in rows if r["kind"] == "representation"] == [3, 3, 3]  # still on request
 
 
 def test_a_batching_trial_times_both_ways_and_leaves_the_models_untouched(one_thread):

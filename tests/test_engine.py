@@ -121,7 +121,8 @@ def test_a_flop_budget_caps_the_steps():
 
 def test_a_time_budget_stops_the_fit_early():
     outcome = _tiny_fit(steps=10**6, seconds=0.3, log_every=5, curve=False)
-    assert 5 <= outcome.steps_done < 10**6 and outcome.seconds < 5
+    # it ran until the budget and then stopped; how many steps fit in 0.3 s depends on the machine and its load
+    assert 1 <= outcome.steps_done < 10**6 and 0.3 <= outcome.seconds < 5
 
 
 def test_the_eval_curve_is_at_log_spaced_steps_and_off_the_clock():

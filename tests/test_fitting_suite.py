@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import numpy as np
 import pytest
 import torch
 
@@ -130,3 +131,23 @@ def test_batched_fitting_matches_one_by_one(run_cli, tmp_path):
     assert on.keys() == off.keys() and all(r["batch"] == 2 for r in on.values())
     for key in on:
         assert on[key]["psnr_test"] == pytest.approx(off[key]["psnr_test"], abs=0.05)
+
+
+def test_a_grid_shows_each_panel_and_its_error_on_the_fixed_scale(tmp_path):
+    """Each panel fills a GRID_CELL square: the reconstruction in its own colour, its |error| map in the palette's
+    colour for that error (half the scale: level 128)."""
+    from PIL import Image
+
+    from fitbench.figures import ERROR_RANGE, GRID_CELL, error_palette, reconstruction_grid
+
+    truth = np.zeros((32, 32, 3), np.float32)
+    flat = np.full_like(truth, ERROR_RANGE / 2)
+    reconstruction_grid(truth, [("flat\n1.00 dB", flat)], "a hand case", tmp_path / "grid.png")
+    pixels = np.asarray(Image.open(tmp_path / "grid.png").convert("RGB")).reshape(-1, 3)
+
+    def count(colour) -> int:
+        return int((pixels == np.asarray(colour, np.uint8)).all(axis=1).sum())
+
+    assert count((32, 32, 32)) >= GRID_CELL**2  # 0.125 * 255, rounded half up (a few text pixels match too)
+    assert count(error_palette()[128]) >= GRID_CELL**2  # the error map (and the bar's band at that level)
+    assert count((0, 0, 0)) >= GRID_CELL**2 + 3 * GRID_CELL**2 // 4  # the truth, and the training pixels' zeros

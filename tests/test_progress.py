@@ -2,8 +2,12 @@
 refusal of a preset whose tuned settings do not exist yet."""
 
 import dataclasses
+import fcntl
 import io
+import os
 import re
+import struct
+import termios
 from dataclasses import dataclass
 
 import pytest
@@ -138,8 +142,24 @@ def test_a_live_bar_only_on_a_terminal_outside_ci(monkeypatch, ci, live):
         monkeypatch.delenv("CI", raising=False)
     else:
         monkeypatch.setenv("CI", ci)
+    monkeypatch.setattr(progress, "_columns", lambda stream: 80)
     assert is_live(Terminal()) is live
     assert is_live(io.StringIO()) is False
+
+
+def test_a_terminal_that_reports_no_width_gets_plain_lines(monkeypatch):
+    """A pseudo-terminal nobody sized (what `script` or a CI runner may hand over) has 0 columns, where tqdm draws
+    a bar of nothing; once sized, it is a terminal like any other."""
+    monkeypatch.delenv("CI", raising=False)
+    leader, follower = os.openpty()
+    try:
+        with os.fdopen(follower, "w", closefd=False) as stream:
+            assert is_live(stream) is False
+            fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+            assert is_live(stream) is True
+    finally:
+        os.close(leader)
+        os.close(follower)
 
 
 def test_the_live_bar_shows_the_time_left_the_best_and_what_runs(clock):

@@ -10,11 +10,8 @@ import matplotlib.colors
 import numpy as np
 from PIL import Image
 
-from fitbench.datasets.image_io import to_uint8
+from ..figures import ERROR_COLOURMAP, error_levels, error_palette, plt
 
-from ..figures import ERROR_RANGE, plt
-
-ERROR_COLOURMAP = "inferno"
 REFERENCE_STYLE = {"color": "0.35", "linestyle": "--", "linewidth": 1}
 
 
@@ -26,11 +23,9 @@ def colours(names: Iterable[str]) -> dict[str, tuple]:
 
 def error_map(reconstruction: np.ndarray, truth: np.ndarray) -> Image.Image:
     """Mean |error| over channels on the suite's fixed scale, as a 256-colour palette image (a third of RGB's bytes)."""
-    error = np.abs(reconstruction.astype(np.float32) - truth.astype(np.float32)).mean(axis=2) / 255
-    levels = to_uint8(error / ERROR_RANGE)
-    palette = to_uint8(plt.get_cmap(ERROR_COLOURMAP)(np.arange(256) / 255)[:, :3])  # colours are already in [0, 1]
+    levels = error_levels(reconstruction.astype(np.float32) / 255, truth.astype(np.float32) / 255)
     picture = Image.fromarray(levels).convert("P")  # index = level; the palette below colours it
-    picture.putpalette(palette.tobytes())
+    picture.putpalette(error_palette().tobytes())
     return picture
 
 

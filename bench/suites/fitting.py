@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fitbench.datasets import ImageSample
 
+from ..engine import device_type
 from ..executor import execute_pending, report_failures
 from ..figures import load_png, reconstruction_grid, save_png
 from ..options import SuiteOptions, option
@@ -26,10 +27,10 @@ DEFAULT_PRESET = "quick"  # tuned, 32 test images, a verdict in about a quarter 
 
 @dataclass(frozen=True)
 class FittingOptions(FitOptions):
-    batch: str = option("auto", "fit the images and seeds of one representation as one batched computation; auto "
-                        "times a few steps both ways for each group of such fits and batches only where that is "
-                        "faster (never under --budget-seconds: each fit gets the whole budget on its own clock)",
-                        choices=("auto", "on", "off"))
+    batch: str = option("auto", "fit the images and seeds of one representation as one batched computation; auto: "
+                        "on CUDA, times a few steps both ways for each group of such fits and batches only where "
+                        "that is faster; on a CPU, one by one (never under --budget-seconds: each fit gets the whole "
+                        "budget on its own clock)", choices=("auto", "on", "off"))
     tuned: str | None = option(None, "tuned settings to use (default: the preset's shipped file, written by the tune "
                                "suite; none: each representation's source defaults)", metavar="FILE|none")
 
@@ -59,7 +60,11 @@ def run_fitting(options: SuiteOptions) -> int:
             record = dataclasses.replace(record, reconstruction=str(relative))
         return record
 
-    execute = execute_fit if own.batch == "off" else BatchedFits(runs, log, measure=own.batch == "auto")
+    # auto on a CPU: one by one. Batched CPU steps measured 0.91-1.10x of one by one (docs/speed.md), and the
+    # 3-step trials that would decide it there cost ~30 worker-seconds of the main job and contradicted themselves
+    # between its two image sets (FINER 577 against 335 ms, then 324 against 409).
+    batch = "off" if own.batch == "auto" and device_type(options.device) == "cpu" else own.batch
+    execute = execute_fit if batch == "off" else BatchedFits(runs, log, measure=batch == "auto")
     failed = execute_pending(runs, log, execute, keep_reconstruction)
     records = log.read()
     write_tables(records, folder)
