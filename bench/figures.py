@@ -46,7 +46,8 @@ def error_levels(reconstruction: np.ndarray, truth: np.ndarray) -> np.ndarray:
 def reconstruction_grid(truth: np.ndarray, panels: list[tuple[str, np.ndarray]], title: str, path: Path) -> None:
     """Top row: ground truth and each reconstruction; bottom row: the training pixels and each |error| map, with
     the error scale's bar on the right. Composed with PIL, not matplotlib: a figure of 18 columns took ~1.8 s to
-    lay out and render, and the fitting suite draws one per image after the fits (58 s of the main job's end)."""
+    lay out and render, and the fitting suite draws one per image after the fits (58 s of the main job's end; now
+    ~0.3 s each, most of it the PNG's compression)."""
     training = np.zeros_like(truth)
     training[::2, ::2] = truth[::2, ::2]
     palette = error_palette()
@@ -74,7 +75,7 @@ def reconstruction_grid(truth: np.ndarray, panels: list[tuple[str, np.ndarray]],
         _error_bar(draw, canvas, palette, GRID_GAP + len(rows[0]) * (cell[0] + GRID_GAP),
                    title_height + 2 * label_height + cell[1] + GRID_GAP, cell[1], font)
     path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
+    canvas.save(path, compress_level=3)  # zlib's default 6 took 0.67 s for 18 columns, 3 takes 0.23 (6 % larger)
 
 
 def _error_bar(draw, canvas: Image.Image, palette: np.ndarray, left: int, top: int, height: int, font) -> None:

@@ -60,6 +60,7 @@ class FNetConfig(RepresentationConfig):
 
 MAX_WIDTH = 16  # each layer has 2^width frequency vectors
 MAX_DEPTH = 1024
+KEEP_FLOATS = 1 << 24  # forward values (64 MB of fp32 a layer) its backward may reuse instead of recomputing
 
 
 def _binary(m: int) -> Tensor:
@@ -75,8 +76,8 @@ class _FourierSum(torch.autograd.Function):
     out = sum_p H_p (L @ M)_p with one (2·2^(m/2), 2·2^(m/2)·out) mixing matrix M built from a and b (`mixing`):
     a matrix product of wide shape in place of the (N, 2^(m+1)) x (2^(m+1), out) one of the formula, whose
     thin output runs BLAS at a fifth of its speed. A training step of the quick preset's FNET (width 8, depth 4,
-    4,096 pixels, one thread) went from 84-113 ms to 36-49 ms. Backward recomputes each block's waves and L @ M
-    instead of saving them, which keeps memory at one block.
+    4,096 pixels, one thread) went from 84-113 ms to 36-49 ms. Backward reuses each block's waves and L @ M while
+    they fit in KEEP_FLOATS (another ~10 %) and recomputes the rest, so memory stays bounded at any image size.
     """
 
     @staticmethod
@@ -88,9 +89,14 @@ class _FourierSum(torch.autograd.Function):
     def forward(ctx, x: Tensor, mixing: Tensor, k_hi: Tensor, k_lo: Tensor, chunk: int) -> Tensor:
         out_dim = mixing.shape[1] // (2 * len(k_hi))
         out = x.new_empty(len(x), out_dim)
+        ctx.kept, room = [], KEEP_FLOATS
         for start in range(0, len(x), chunk):
             hi, lo = _FourierSum._waves(x[start : start + chunk], k_hi, k_lo)
-            torch.sum((lo @ mixing).view(len(hi), out_dim, -1) * hi[:, None, :], 2, out=out[start : start + chunk])
+            product = (lo @ mixing).view(len(hi), out_dim, -1)
+            torch.sum(product * hi[:, None, :], 2, out=out[start : start + chunk])
+            keep = product.numel() + hi.numel() + lo.numel() <= room
+            room -= product.numel() + hi.numel() + lo.numel() if keep else 0
+            ctx.kept.append((hi, lo, product) if keep else None)
         ctx.save_for_backward(x, mixing, k_hi, k_lo)
         ctx.chunk = chunk
         return out
@@ -101,17 +107,22 @@ class _FourierSum(torch.autograd.Function):
         out_dim, h = grad.shape[1], k_hi.shape[1]
         grad_mixing = torch.zeros_like(mixing)
         grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
-        for start in range(0, len(x), ctx.chunk):
+        for start, kept in zip(range(0, len(x), ctx.chunk), ctx.kept):
             block, g = slice(start, start + ctx.chunk), grad[start : start + ctx.chunk]
-            hi, lo = _FourierSum._waves(x[block], k_hi, k_lo)
+            hi, lo, product = kept or _FourierSum._recompute(x[block], mixing, k_hi, k_lo, out_dim)
             grad_product = (g[:, :, None] * hi[:, None, :]).view(len(hi), -1)  # d out / d (L @ M)
             torch.addmm(grad_mixing, lo.T, grad_product, out=grad_mixing)
             if grad_x is not None:
-                grad_hi = ((lo @ mixing).view(len(hi), out_dim, -1) * g[:, :, None]).sum(1)
+                grad_hi = (product * g[:, :, None]).sum(1)
                 grad_lo = grad_product @ mixing.T
                 grad_x[block, :h] = _FourierSum._phase_grad(hi, grad_hi) @ k_hi
                 grad_x[block, h:] = _FourierSum._phase_grad(lo, grad_lo) @ k_lo
         return grad_x, grad_mixing, None, None, None
+
+    @staticmethod
+    def _recompute(x: Tensor, mixing: Tensor, k_hi: Tensor, k_lo: Tensor, out_dim: int) -> tuple[Tensor, ...]:
+        hi, lo = _FourierSum._waves(x, k_hi, k_lo)
+        return hi, lo, (lo @ mixing).view(len(hi), out_dim, -1)
 
     @staticmethod
     def _phase_grad(waves: Tensor, grad: Tensor) -> Tensor:

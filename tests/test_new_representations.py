@@ -296,8 +296,12 @@ def dense_render(model, coords: torch.Tensor) -> torch.Tensor:
     return (weight @ model.colour).clamp(0, 1)
 
 
-@pytest.mark.parametrize("tile,chunk", [(4, 1024), (3, 1024), (16, 1 << 20)])
-def test_culled_chunked_rendering_equals_dense_rendering(tile, chunk):
+# keep: the forward values backward may reuse (all, none, or the first chunks and then recomputation)
+@pytest.mark.parametrize("tile,chunk,keep", [(4, 1024, 1 << 24), (4, 1024, 0), (3, 1024, 5000), (16, 1 << 20, 1 << 24)])
+def test_culled_chunked_rendering_equals_dense_rendering(tile, chunk, keep, monkeypatch):
+    from fitbench.representations import gaussians_2d
+
+    monkeypatch.setattr(gaussians_2d, "KEEP_FLOATS", keep)
     torch.manual_seed(tile)
     model = R.build("gaussians_2d", out_features=3, num_gaussians=120, resolution=32, tile=tile, chunk=chunk).double()
     with torch.no_grad():
