@@ -28,6 +28,9 @@ from typing import Any, Callable, Iterator, Sequence, TextIO
 
 from tqdm.auto import tqdm
 
+# what runs now, at most this long on the bar: with two Ray workers it ran to 150 characters and squeezed the bar
+# itself to one cell on a 150-column terminal
+NOW_CHARS = 48
 PLAIN_EVERY_SECONDS = 10.0  # plain mode: at most one progress line this often (each fit's result line is extra)
 PROBE_SECONDS = 0.5  # --dry-run: training seconds of each probe fit (enough steady steps to average, kept short)
 PROBE_TRIES = 3  # --dry-run: probes of one kind of fit at most, while warm-up leaves it too few steps
@@ -221,7 +224,8 @@ class Progress:
 
     def _show(self) -> None:
         if self.bar is not None:
-            self.bar.set_postfix_str(", ".join(part for part in (self._time(), str(self.best), self.now) if part),
+            now = self.now if len(self.now) <= NOW_CHARS else self.now[: NOW_CHARS - 1] + "…"
+            self.bar.set_postfix_str(", ".join(part for part in (self._time(), str(self.best), now) if part),
                                      refresh=True)
 
 

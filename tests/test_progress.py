@@ -147,6 +147,16 @@ def test_a_live_bar_only_on_a_terminal_outside_ci(monkeypatch, ci, live):
     assert is_live(io.StringIO()) is False
 
 
+def test_what_runs_is_cut_short_so_the_bar_keeps_its_room(clock):
+    runs = fits(siren=2)
+    stream = Terminal()
+    with Progress(runs, live=True, stream=stream) as shown:
+        shown.running("2 running: wire on natural-test-15 (seed 0) @ vm pid 32299 step 100/150, finer on text-test-01")
+        postfix = shown.bar.postfix
+    assert postfix.endswith(", 2 running: wire on natural-test-15 (seed 0) @ v…")
+    assert len(postfix.split(", ", 1)[1]) == 48
+
+
 def test_a_terminal_that_reports_no_width_gets_plain_lines(monkeypatch):
     """A pseudo-terminal nobody sized (what `script` or a CI runner may hand over) has 0 columns, where tqdm draws
     a bar of nothing; once sized, it is a terminal like any other."""
