@@ -91,8 +91,7 @@ class _FourierSum(torch.autograd.Function):
         out = x.new_empty(len(x), out_dim)
         ctx.kept, room = [], KEEP_FLOATS
         for start in range(0, len(x), chunk):
-            hi, lo = _FourierSum._waves(x[start : start + chunk], k_hi, k_lo)
-            product = (lo @ mixing).view(len(hi), out_dim, -1)
+            hi, lo, product = _FourierSum._block(x[start : start + chunk], mixing, k_hi, k_lo, out_dim)
             torch.sum(product * hi[:, None, :], 2, out=out[start : start + chunk])
             keep = product.numel() + hi.numel() + lo.numel() <= room
             room -= product.numel() + hi.numel() + lo.numel() if keep else 0
@@ -109,7 +108,7 @@ class _FourierSum(torch.autograd.Function):
         grad_x = torch.empty_like(x) if ctx.needs_input_grad[0] else None
         for start, kept in zip(range(0, len(x), ctx.chunk), ctx.kept):
             block, g = slice(start, start + ctx.chunk), grad[start : start + ctx.chunk]
-            hi, lo, product = kept or _FourierSum._recompute(x[block], mixing, k_hi, k_lo, out_dim)
+            hi, lo, product = kept or _FourierSum._block(x[block], mixing, k_hi, k_lo, out_dim)
             grad_product = (g[:, :, None] * hi[:, None, :]).view(len(hi), -1)  # d out / d (L @ M)
             torch.addmm(grad_mixing, lo.T, grad_product, out=grad_mixing)
             if grad_x is not None:
@@ -120,7 +119,8 @@ class _FourierSum(torch.autograd.Function):
         return grad_x, grad_mixing, None, None, None
 
     @staticmethod
-    def _recompute(x: Tensor, mixing: Tensor, k_hi: Tensor, k_lo: Tensor, out_dim: int) -> tuple[Tensor, ...]:
+    def _block(x: Tensor, mixing: Tensor, k_hi: Tensor, k_lo: Tensor, out_dim: int) -> tuple[Tensor, ...]:
+        """A block's waves H and L, and L @ M as (pixels, out, 2 * 2^hi)."""
         hi, lo = _FourierSum._waves(x, k_hi, k_lo)
         return hi, lo, (lo @ mixing).view(len(hi), out_dim, -1)
 
