@@ -36,7 +36,7 @@ from .registry import (
     sized_overrides,
 )
 
-_INFRASTRUCTURE = {"registry", "mlp", "encodings", "plugins"}
+_INFRASTRUCTURE = {"registry", "mlp", "encodings", "plugins", "kept"}
 for _module in pkgutil.iter_modules(__path__):
     if _module.name not in _INFRASTRUCTURE and not _module.name.startswith("_"):
         importlib.import_module(f"{__name__}.{_module.name}")

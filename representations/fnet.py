@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from .kept import KeptBlocks
 from .registry import RepresentationConfig, SizeKnob, register, require
 
 
@@ -60,7 +61,6 @@ class FNetConfig(RepresentationConfig):
 
 MAX_WIDTH = 16  # each layer has 2^width frequency vectors
 MAX_DEPTH = 1024
-KEEP_FLOATS = 1 << 24  # forward values (64 MB of fp32 a layer) its backward may reuse instead of recomputing
 
 
 def _binary(m: int) -> Tensor:
@@ -77,7 +77,7 @@ class _FourierSum(torch.autograd.Function):
     a matrix product of wide shape in place of the (N, 2^(m+1)) x (2^(m+1), out) one of the formula, whose
     thin output runs BLAS at a fifth of its speed. A training step of the quick preset's FNET (width 8, depth 4,
     4,096 pixels, one thread) went from 84-113 ms to 36-49 ms. Backward reuses each block's waves and L @ M while
-    they fit in KEEP_FLOATS (another ~10 %) and recomputes the rest, so memory stays bounded at any image size.
+    they fit in kept.KEEP_FLOATS (another ~10 %) and recomputes the rest, so memory stays bounded at any image size.
     """
 
     @staticmethod
@@ -89,13 +89,11 @@ class _FourierSum(torch.autograd.Function):
     def forward(ctx, x: Tensor, mixing: Tensor, k_hi: Tensor, k_lo: Tensor, chunk: int) -> Tensor:
         out_dim = mixing.shape[1] // (2 * len(k_hi))
         out = x.new_empty(len(x), out_dim)
-        ctx.kept, room = [], KEEP_FLOATS
+        ctx.kept = KeptBlocks()
         for start in range(0, len(x), chunk):
             hi, lo, product = _FourierSum._block(x[start : start + chunk], mixing, k_hi, k_lo, out_dim)
             torch.sum(product * hi[:, None, :], 2, out=out[start : start + chunk])
-            keep = product.numel() + hi.numel() + lo.numel() <= room
-            room -= product.numel() + hi.numel() + lo.numel() if keep else 0
-            ctx.kept.append((hi, lo, product) if keep else None)
+            ctx.kept.offer(hi, lo, product)
         ctx.save_for_backward(x, mixing, k_hi, k_lo)
         ctx.chunk = chunk
         return out

@@ -29,12 +29,12 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from .kept import KeptBlocks
 from .registry import RepresentationConfig, SizeKnob, TrainingGrid, register, require
 
 SIGMA_MAX = math.log(255.0)  # exp(-sigma) >= 1/255: the rasteriser skips weights below 1/255
 MAX_GAUSSIANS = 1 << 22
 MAX_RESOLUTION = 1 << 15
-KEEP_FLOATS = 1 << 24  # forward values (64 MB of fp32) a backward may reuse instead of recomputing
 
 
 @dataclass
@@ -195,7 +195,7 @@ def gaussian_weights(points: Tensor, centres: Tensor, conic: Tensor) -> tuple[Te
 class SplatSum(torch.autograd.Function):
     """values[p] = sum over pairs (g, p) of colour[g] exp(-sigma_gp), and its gradient, chunk by chunk.
 
-    Backward reuses each chunk's weights and offsets while they fit in KEEP_FLOATS (20 % off a step of the quick
+    Backward reuses each chunk's weights and offsets while they fit in kept.KEEP_FLOATS (20 % off a step of the quick
     preset's 1,536 Gaussians) and recomputes the rest from the saved per-Gaussian tensors, so memory stays bounded.
     With s = dL/dsigma per pair: dL/dcentre = sum s Sigma^-1 d, dL/d(A, B, C) = sum s (dx^2 / 2, dx dy, dy^2 / 2),
     and dsigma-weights: d exp(-sigma)/dsigma = -exp(-sigma).
@@ -205,14 +205,12 @@ class SplatSum(torch.autograd.Function):
     def forward(ctx, points: Tensor, centres: Tensor, conic: Tensor, colour: Tensor, plan: SplatPlan) -> Tensor:
         table_points = plan.table(points)
         table = colour.new_zeros(plan.bins, plan.bin_size, colour.shape[1])
-        ctx.kept, room = [], KEEP_FLOATS
+        ctx.kept = KeptBlocks()
         for gaussian, bins in plan.chunks():
             weight, dx, dy = gaussian_weights(table_points.index_select(0, bins), centres.index_select(0, gaussian),
                                               conic.index_select(0, gaussian))
             table.index_add_(0, bins, weight[..., None] * colour.index_select(0, gaussian)[:, None, :])
-            keep = 3 * weight.numel() <= room
-            room -= 3 * weight.numel() if keep else 0
-            ctx.kept.append((weight, dx, dy) if keep else None)
+            ctx.kept.offer(weight, dx, dy)
         ctx.save_for_backward(points, centres, conic, colour)
         ctx.plan = plan
         return table.view(-1, colour.shape[1]).index_select(0, plan.slot)

@@ -25,9 +25,9 @@ def test_fnet_parameter_count_is_the_thesis_22080():
 @pytest.mark.parametrize("in_dim,out_dim,mean_terms", [(1, 4, False), (2, 8, True), (3, 5, False), (8, 3, True)])
 @pytest.mark.parametrize("keep", [1 << 24, 0, 2000])  # backward reuses all, none, or the first blocks' values
 def test_fused_fourier_layer_equals_the_direct_formula(in_dim, out_dim, mean_terms, keep, monkeypatch):
-    from fitbench.representations import fnet
+    from fitbench.representations import kept
 
-    monkeypatch.setattr(fnet, "KEEP_FLOATS", keep)
+    monkeypatch.setattr(kept, "KEEP_FLOATS", keep)
     torch.manual_seed(0)
     layer = FourierLayer(in_dim, out_dim, frequency=0.37, init_std=0.1, mean_terms=mean_terms, chunk=64).double()
     x = (3 * torch.randn(200, in_dim, dtype=torch.float64)).requires_grad_()  # 200 rows: several blocks of 64

@@ -299,9 +299,9 @@ def dense_render(model, coords: torch.Tensor) -> torch.Tensor:
 # keep: the forward values backward may reuse (all, none, or the first chunks and then recomputation)
 @pytest.mark.parametrize("tile,chunk,keep", [(4, 1024, 1 << 24), (4, 1024, 0), (3, 1024, 5000), (16, 1 << 20, 1 << 24)])
 def test_culled_chunked_rendering_equals_dense_rendering(tile, chunk, keep, monkeypatch):
-    from fitbench.representations import gaussians_2d
+    from fitbench.representations import kept
 
-    monkeypatch.setattr(gaussians_2d, "KEEP_FLOATS", keep)
+    monkeypatch.setattr(kept, "KEEP_FLOATS", keep)
     torch.manual_seed(tile)
     model = R.build("gaussians_2d", out_features=3, num_gaussians=120, resolution=32, tile=tile, chunk=chunk).double()
     with torch.no_grad():
